@@ -1,0 +1,90 @@
+r"""curse_memory: the shared maths of the curse-of-memory workflow.
+
+References
+----------
+- S. Wang, Z. Li, Q. Li, *Inverse Approximation Theory for Nonlinear Recurrent Neural
+  Networks*, ICLR 2024, arXiv:2305.19190 (the theorem and the perturbation experiments).
+- S. Wang, Q. Li, *StableSSM*, arXiv:2311.14495 (the "best" reparameterisation).
+
+Equations (the contract is ``SPEC.md``)
+---------------------------------------
+Targets (``targets``): a linear functional of the input sequence,
+
+    y_k = dt * sum_{j=0..k} rho(j dt) x_{k-j},
+
+computed by FFT convolution, or a nonlinear one (a readout ``phi(z_k)`` of such a ``z``, or
+a fixed random stable tanh RNN).
+
+Students (``model``): the residual RNN, forward Euler for dh/dt = sigma(W h + U x + b),
+
+    h_0 = 0,   h_{k+1} = h_k + dt * sigma(U x_k + b - A h_k),   yhat_k = c h_{k+1} + c_0,
+
+with A = diag(f(w)), P diag(f(w)) P^T or a free matrix, and f one of the
+parameterisations direct (relu), exp, softplus, best (1 / (w^2 + eps)).
+
+Perturbation stability (``perturbation``): E_m(beta) = max over draws of the test MSE of the
+student whose *raw* parameters are moved by a perturbation of size beta, made monotone in
+beta; the blow-up radius beta*_m(tau) and the crossing points of successive widths.
+
+Memory function (``memory``): for Heaviside inputs u^x_k = x,
+
+    M(t_k) = max_{x in S} |y_{k+1} - y_k| / dt / (|x|_inf + 1),
+
+and a fit of its tail to exp(-lambda t) against (1 + t)^(-p).
+
+Shape glossary
+--------------
+    r  perturbed copies of one model (the leading dim of batched parameters)
+    b  sequences in a batch          t  time steps (T)
+    m  hidden width                  d  input dimension     o  output dimension
+"""
+
+from .memory import decay_fit, heaviside_inputs, memory_function
+from .model import (
+    ACTIVATIONS,
+    PARAMETERISATIONS,
+    STRUCTURES,
+    StudentConfig,
+    StudentRNN,
+    load_student,
+    save_student,
+    student_forward,
+)
+from .perturbation import (
+    beta_grid,
+    crossing_point,
+    draw_perturbations,
+    monotone_envelope,
+    perturbation_sweep,
+    stability_radius,
+)
+from .targets import KERNELS, TARGET_KINDS, TargetSpec, kernel, linear_functional, make_target
+from .training import TrainConfig, train_student
+
+__all__ = [
+    "ACTIVATIONS",
+    "KERNELS",
+    "PARAMETERISATIONS",
+    "STRUCTURES",
+    "TARGET_KINDS",
+    "StudentConfig",
+    "StudentRNN",
+    "TargetSpec",
+    "TrainConfig",
+    "beta_grid",
+    "crossing_point",
+    "decay_fit",
+    "draw_perturbations",
+    "heaviside_inputs",
+    "kernel",
+    "linear_functional",
+    "load_student",
+    "make_target",
+    "memory_function",
+    "monotone_envelope",
+    "perturbation_sweep",
+    "save_student",
+    "stability_radius",
+    "student_forward",
+    "train_student",
+]

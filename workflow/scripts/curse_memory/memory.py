@@ -1,0 +1,75 @@
+"""Memory functions (SPEC §4) and the exponential-vs-polynomial fit of their tails.
+
+    M(H)(t) = sup_{x != 0} |d/dt H_t(u^x)| / (|x|_inf + 1),   u^x_k = x for k >= 0,
+
+estimated on a finite set S of Heaviside inputs (amplitudes x directions):
+
+    Mhat(t_k) = max_{x in S} |y_{k+1} - y_k| / dt / (|x|_inf + 1),   t_k = (k + 1) dt.
+
+For a linear target y_k = dt sum_j rho_j x_{k-j} this is |rho(t_k)| |x| / (|x| + 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+def heaviside_inputs(T: int, d: int, amplitudes: Sequence[float]) -> np.ndarray:
+    """Constant inputs x (n, T, d): every amplitude times every direction +-e_i.
+
+    With d = 1 these are +-amplitude; the inf-norm of each input is its amplitude.
+    """
+    directions = np.concatenate([np.eye(d), -np.eye(d)])  # (2d, d)
+    levels = np.asarray(amplitudes, dtype=float)[:, None, None] * directions[None]  # (A, 2d, d)
+    return np.repeat(levels.reshape(-1, 1, d), T, axis=1)
+
+
+def memory_function(
+    fn: Callable[[np.ndarray], np.ndarray],
+    T: int,
+    d: int,
+    dt: float,
+    amplitudes: Sequence[float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated memory function of a causal map ``fn``: (n, T, d) -> (n, T, o).
+
+    Returns t (T-1,) = dt, 2dt, ... and Mhat(t) (T-1,).
+    """
+    x = heaviside_inputs(T, d, amplitudes)
+    y = np.asarray(fn(x), dtype=float)  # (n, T, o)
+    rate = np.linalg.norm(np.diff(y, axis=1), axis=-1) / dt  # (n, T-1)
+    scale = np.abs(x[:, 0, :]).max(axis=-1) + 1.0  # |x|_inf + 1
+    with np.errstate(invalid="ignore"):
+        memory = (rate / scale[:, None]).max(axis=0)
+    return dt * np.arange(1, T), memory
+
+
+def decay_fit(t: np.ndarray, memory: np.ndarray, t_min: float = 0.0, floor: float = 1e-10) -> dict:
+    """Least-squares fits of the tail: log M = a - lambda t against log M = a - p log(1+t).
+
+    Uses the points with t >= t_min and M above ``floor`` times its maximum (the rest is
+    round-off). Returns both rates, both fit qualities (R^2), the number of points and the
+    better model as ``decay`` ("exponential", "polynomial", or "undetermined" with fewer
+    than 3 points).
+    """
+    t, memory = np.asarray(t, float), np.asarray(memory, float)
+    finite = np.isfinite(memory)
+    peak = memory[finite].max() if finite.any() else math.nan
+    keep = finite & (t >= t_min) & (memory > floor * peak) & (memory > 0)
+    result = {"decay": "undetermined", "rate_exp": math.nan, "rate_pol": math.nan}
+    result |= {"fit_exp": math.nan, "fit_pol": math.nan, "n_points": int(keep.sum())}
+    if keep.sum() < 3:
+        return result
+    log_m = np.log(memory[keep])
+    for name, feature in (("exp", t[keep]), ("pol", np.log1p(t[keep]))):
+        slope, intercept = np.polyfit(feature, log_m, 1)
+        residual = log_m - (slope * feature + intercept)
+        spread = ((log_m - log_m.mean()) ** 2).sum()
+        result[f"rate_{name}"] = float(-slope)
+        result[f"fit_{name}"] = float(1 - (residual**2).sum() / spread) if spread > 0 else 1.0
+    better = result["fit_exp"] >= result["fit_pol"]
+    result["decay"] = "exponential" if better else "polynomial"
+    return result

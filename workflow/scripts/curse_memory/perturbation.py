@@ -1,0 +1,168 @@
+"""Perturbation stability (SPEC §3): E_m(beta), blow-up radius and crossing points.
+
+Every perturbation moves the *raw* parameters. The R draws of one beta are evaluated
+together: the parameters get a leading dim r and one forward pass covers all copies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .model import StudentConfig, StudentRNN, check_choice, eigenvalues, student_forward
+
+NORMS = ("inf", "l2")
+
+
+def beta_grid(beta_min: float = 1e-3, step: float = 0.5, n: int = 21) -> list[float]:
+    """{0} U {beta_min * 2^(i*step) : i = 0..n-1} (reference: 1e-3, 0.5, 21 -> up to ~1)."""
+    return [0.0] + [beta_min * 2 ** (i * step) for i in range(n)]
+
+
+def draw_perturbations(
+    params: Mapping[str, Tensor],
+    beta: float,
+    repeats: int,
+    norm: str,
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
+    """R Gaussian perturbations of the raw parameters, each of size exactly beta.
+
+    ``inf``: every tensor of every draw is rescaled to max-abs beta (the reference code).
+    ``l2``: every draw has Euclidean norm beta over all parameters (the paper's definition).
+    Returns tensors (r, *shape), in the parameters' order, dtype and device.
+    """
+    check_choice("perturbation norm", norm, NORMS)
+    noise = {
+        k: torch.randn((repeats, *v.shape), generator=generator, dtype=torch.float64)
+        for k, v in params.items()
+    }
+    if norm == "inf":
+        for k, v in noise.items():
+            peak = v.abs().amax(dim=tuple(range(1, v.dim())), keepdim=True)
+            noise[k] = v / peak * beta
+    else:
+        total = torch.sqrt(sum(v.pow(2).flatten(1).sum(1) for v in noise.values()))  # (r,)
+        for k, v in noise.items():
+            noise[k] = v / total.view(-1, *[1] * (v.dim() - 1)) * beta
+    return {k: v.to(params[k].dtype).to(params[k].device) for k, v in noise.items()}
+
+
+@torch.no_grad()
+def batched_mse(
+    params: Mapping[str, Tensor],
+    x: Tensor,
+    y: Tensor,
+    cfg: StudentConfig,
+    max_elements: int = 2**25,
+) -> Tensor:
+    """Test MSE of each copy (r,) of raw parameters, chunked over sequences.
+
+    Unbatched parameters count as one copy. Non-finite errors (a diverging copy) are inf.
+    """
+    r = params["U"].shape[0] if params["U"].dim() == 3 else 1
+    n, T, _ = x.shape
+    chunk = max(1, min(n, max_elements // max(1, r * T * cfg.width)))
+    total = torch.zeros(r, dtype=torch.float64, device=x.device)
+    for lo in range(0, n, chunk):
+        yhat = student_forward(params, x[lo : lo + chunk], cfg, raw=True)  # (r, b, t, o)
+        err = (yhat - y[lo : lo + chunk].to(yhat.dtype)).pow(2)
+        total += err.reshape(r, -1).sum(1).to(torch.float64)
+    mse = total / y.numel()
+    return torch.where(torch.isfinite(mse), mse, torch.full_like(mse, math.inf))
+
+
+@torch.no_grad()
+def perturbation_sweep(
+    model: StudentRNN,
+    x: Tensor,
+    y: Tensor,
+    betas: Sequence[float],
+    repeats: int,
+    norm: str,
+    generator: torch.Generator,
+    batched: bool = True,
+) -> list[dict]:
+    """Errors of ``model`` under perturbations of each size in ``betas`` (SPEC §3).
+
+    One row per beta: the max error over the draws (``error``, not yet made monotone),
+    all draws' errors, and how many draws diverged (non-finite error), pushed an
+    eigenvalue of A below 0, or pushed one above the Euler bound 2/dt.
+    beta = 0 is evaluated once. ``batched=False`` evaluates the same draws one by one.
+    """
+    cfg = model.config
+    params = {k: v.detach() for k, v in model.raw_params().items()}
+    x, y = x.to(params["U"].device, cfg.torch_dtype), y.to(params["U"].device)
+    rows = []
+    for beta in betas:
+        if beta == 0:
+            copies = {k: v.unsqueeze(0) for k, v in params.items()}
+        else:
+            delta = draw_perturbations(params, beta, repeats, norm, generator)
+            copies = {k: params[k].unsqueeze(0) + delta[k] for k in params}
+        if batched:
+            errors = batched_mse(copies, x, y, cfg)
+        else:
+            errors = torch.cat(
+                [
+                    batched_mse({k: v[i] for k, v in copies.items()}, x, y, cfg)
+                    for i in range(copies["U"].shape[0])
+                ]
+            )
+        eig = eigenvalues(copies, cfg, raw=True)  # (r, m)
+        rows.append(
+            {
+                "beta": float(beta),
+                "error": float(errors.max()),
+                "errors": errors.tolist(),
+                "n_diverged": int((~torch.isfinite(errors)).sum()),
+                "n_eig_negative": int((eig.min(-1).values < 0).sum()),
+                "n_eig_euler": int((eig.max(-1).values > 2 / cfg.dt).sum()),
+            }
+        )
+    return rows
+
+
+def monotone_envelope(errors: Sequence[float]) -> np.ndarray:
+    """E(beta) = max_{beta' <= beta} of the per-beta maxima (NaN counts as divergence)."""
+    e = np.asarray(errors, dtype=float)
+    return np.maximum.accumulate(np.where(np.isnan(e), np.inf, e))
+
+
+def stability_radius(
+    betas: Sequence[float], envelope: Sequence[float], tau: float
+) -> tuple[float, bool]:
+    """Blow-up radius beta*(tau): the largest grid beta with E(beta) <= tau.
+
+    Returns (beta_star, censored). When E never exceeds tau on the grid the radius is only
+    known to exceed the largest beta: censored=True and beta_star=NaN.
+    """
+    betas, env = np.asarray(betas, dtype=float), np.asarray(envelope, dtype=float)
+    below = env <= tau
+    if below.all():
+        return math.nan, True
+    if not below[0]:
+        return 0.0, False
+    return float(betas[np.argmin(below) - 1]), False
+
+
+def crossing_point(
+    betas: Sequence[float], envelope_narrow: Sequence[float], envelope_wide: Sequence[float]
+) -> tuple[float, str]:
+    """Smallest grid beta > 0 where the wider model's E reaches the narrower one's.
+
+    Returns (beta, status): status "crossed"; "never" (no crossing on the grid, beta NaN);
+    or "not_monotone" when E_wide(0) >= E_narrow(0), where a crossing means nothing.
+    """
+    betas = np.asarray(betas, dtype=float)
+    narrow, wide = np.asarray(envelope_narrow, float), np.asarray(envelope_wide, float)
+    if not wide[0] < narrow[0]:
+        return math.nan, "not_monotone"
+    hits = np.nonzero((betas > 0) & (wide >= narrow))[0]
+    if len(hits) == 0:
+        return math.nan, "never"
+    return float(betas[hits[0]]), "crossed"
