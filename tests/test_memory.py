@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from curse_memory.memory import decay_fit, heaviside_inputs, memory_function
 from curse_memory.model import StudentConfig, StudentRNN
 from curse_memory.targets import TargetSpec

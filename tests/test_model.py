@@ -6,6 +6,9 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from curse_memory import model as model_module
 from curse_memory.model import (
     ACTIVATIONS,
@@ -20,8 +23,6 @@ from curse_memory.model import (
 )
 from curse_memory.targets import TargetSpec, make_target
 from curse_memory.training import TrainConfig, evaluate, train_student
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 F64 = torch.float64
 

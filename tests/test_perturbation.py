@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from curse_memory.model import StudentConfig, StudentRNN
 from curse_memory.perturbation import (
     NORMS,

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from curse_memory import memory, targets
 from curse_memory.targets import KERNELS, TARGET_KINDS, TargetSpec, kernel, linear_functional
 

@@ -39,52 +39,46 @@ Shape glossary
     m  hidden width                  d  input dimension     o  output dimension
 """
 
-from .memory import decay_fit, heaviside_inputs, memory_function
-from .model import (
-    ACTIVATIONS,
-    PARAMETERISATIONS,
-    STRUCTURES,
-    StudentConfig,
-    StudentRNN,
-    load_student,
-    save_student,
-    student_forward,
-)
-from .perturbation import (
-    beta_grid,
-    crossing_point,
-    draw_perturbations,
-    monotone_envelope,
-    perturbation_sweep,
-    stability_radius,
-)
-from .targets import KERNELS, TARGET_KINDS, TargetSpec, kernel, linear_functional, make_target
-from .training import TrainConfig, train_student
+import importlib
 
-__all__ = [
-    "ACTIVATIONS",
-    "KERNELS",
-    "PARAMETERISATIONS",
-    "STRUCTURES",
-    "TARGET_KINDS",
-    "StudentConfig",
-    "StudentRNN",
-    "TargetSpec",
-    "TrainConfig",
-    "beta_grid",
-    "crossing_point",
-    "decay_fit",
-    "draw_perturbations",
-    "heaviside_inputs",
-    "kernel",
-    "linear_functional",
-    "load_student",
-    "make_target",
-    "memory_function",
-    "monotone_envelope",
-    "perturbation_sweep",
-    "save_student",
-    "stability_radius",
-    "student_forward",
-    "train_student",
-]
+# Submodule of every public name. Imports are lazy, so the figure rules (whose
+# environment has no torch) can import ``curse_memory.plotting`` alone.
+_EXPORTS = {
+    "analysis": ["claims_table", "crossing_table", "radius_table", "slope_table"],
+    "memory": ["decay_fit", "heaviside_inputs", "memory_function"],
+    "model": [
+        "ACTIVATIONS",
+        "PARAMETERISATIONS",
+        "STRUCTURES",
+        "StudentConfig",
+        "StudentRNN",
+        "load_student",
+        "save_student",
+        "student_forward",
+    ],
+    "perturbation": [
+        "beta_grid",
+        "crossing_point",
+        "draw_perturbations",
+        "monotone_envelope",
+        "perturbation_sweep",
+        "stability_radius",
+    ],
+    "targets": [
+        "KERNELS",
+        "TARGET_KINDS",
+        "TargetSpec",
+        "kernel",
+        "linear_functional",
+        "make_target",
+    ],
+    "training": ["TrainConfig", "evaluate", "resolve_device", "train_student"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -169,3 +170,13 @@ def train_student(
         flush=True,
     )
     return model, history, summary
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """auto -> cuda when available, else cpu; the env var CURSE_MEMORY_DEVICE overrides."""
+    device = os.environ.get("CURSE_MEMORY_DEVICE", device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda requested but torch sees no CUDA device")
+    return torch.device(device)

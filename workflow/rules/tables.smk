@@ -1,0 +1,82 @@
+rule aggregate_training:
+    input:
+        metrics=student_files(
+            "results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/metrics.json"
+        ),
+        histories=student_files(
+            "results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/history.tsv"
+        ),
+    output:
+        training="results/tables/training.tsv",
+        history="results/tables/history.tsv",
+    log:
+        "logs/aggregate_training.log",
+    params:
+        students=student_grid(),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/aggregate_training.py"
+
+
+rule aggregate_perturbation:
+    input:
+        tables=student_files(
+            "results/perturbation/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv"
+        ),
+    output:
+        perturbation="results/tables/perturbation.tsv",
+        radius="results/tables/stability_radius.tsv",
+        crossings="results/tables/crossings.tsv",
+    log:
+        "logs/aggregate_perturbation.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/aggregate_perturbation.py"
+
+
+rule aggregate_memory:
+    input:
+        memory=expand("results/memory/targets/{target}.tsv", target=TARGETS)
+        + student_files(
+            "results/memory/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv"
+        ),
+        fits=expand("results/memory/targets/{target}_fit.tsv", target=TARGETS)
+        + student_files(
+            "results/memory/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}_fit.tsv"
+        ),
+    output:
+        memory="results/tables/memory.tsv",
+        fit="results/tables/memory_fit.tsv",
+    log:
+        "logs/aggregate_memory.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/aggregate_memory.py"
+
+
+rule check_claims:
+    input:
+        training="results/tables/training.tsv",
+        radius="results/tables/stability_radius.tsv",
+        crossings="results/tables/crossings.tsv",
+        perturbation="results/tables/perturbation.tsv",
+        memory_fit="results/tables/memory_fit.tsv",
+    output:
+        claims=report(
+            "results/tables/claims.tsv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+        slopes="results/tables/slopes.tsv",
+    log:
+        "logs/check_claims.log",
+    params:
+        targets=lookup(dpath="targets", within=config),
+        thresholds=lookup(dpath="claims", within=config),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/check_claims.py"

@@ -1,0 +1,18 @@
+rule synthesize_target:
+    output:
+        data="results/targets/{target}/s{seed}.pt",
+    log:
+        "logs/synthesize_target/{target}/s{seed}.log",
+    benchmark:
+        "benchmarks/synthesize_target/{target}/s{seed}.tsv"
+    params:
+        spec=target_spec,
+        sizes=split_sizes,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/synthesize_target.py"

@@ -1,0 +1,24 @@
+"""claims.tsv: the paper's claims checked in numbers, and slopes.tsv behind them."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+import pandas as pd
+
+from curse_memory.analysis import claims_table
+
+sm = snakemake
+read = {name: pd.read_csv(path, sep="\t") for name, path in sm.input.items()}
+claims, slopes = claims_table(
+    read["training"],
+    read["radius"],
+    read["crossings"],
+    read["memory_fit"],
+    specs=sm.params.targets,
+    thresholds=sm.params.thresholds,
+    beta_max=float(read["perturbation"]["beta"].max()),
+)
+claims.to_csv(sm.output.claims, sep="\t", index=False)
+slopes.to_csv(sm.output.slopes, sep="\t", index=False)
+print(claims.to_string(index=False), file=sys.stderr)
