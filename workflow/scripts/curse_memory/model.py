@@ -212,11 +212,7 @@ def _readout(params: Mapping[str, Tensor], states: Tensor) -> Tensor:
 def _hidden_states(
     params: Mapping[str, Tensor], rec: Tensor, x: Tensor, cfg: StudentConfig
 ) -> Tensor:
-    """h_1..h_T by the Euler recurrence, with U x + b formed for all steps at once.
-
-    The time loop runs in ``_EulerScan``: preallocated time-major buffers and a
-    hand-written backward pass through time (autograd would add a graph node per step).
-    """
+    """h_1..h_T by the Euler recurrence, time-major, with U x + b formed for all steps."""
     U, bias = params["U"], params["b"]
     batched = U.dim() == 3
     xt = x.transpose(0, 1)  # (t, b, d)
@@ -224,102 +220,22 @@ def _hidden_states(
         z = xt.unsqueeze(1) @ U.transpose(-1, -2).unsqueeze(0) + bias[None, :, None, :]
     else:
         z = F.linear(xt, U, bias)  # (t, b, m)
-    if cfg.structure == "diagonal" and batched:
-        rec = rec.unsqueeze(-2)  # (r, 1, m): broadcasts over the batch
-    scan = (cfg.activation, cfg.dt, cfg.structure == "diagonal")
-    if torch.is_grad_enabled() and (z.requires_grad or rec.requires_grad):
-        states = _EulerScan.apply(z, rec, *scan)
+    act, dt = ACTIVATIONS[cfg.activation], cfg.dt
+    zs = z.unbind(0)
+    h = dt * act(zs[0])  # h_1, since h_0 = 0
+    hs = [h]
+    if cfg.structure == "diagonal":
+        a = rec.unsqueeze(-2) if batched else rec  # (r, 1, m) or (m,)
+        for zk in zs[1:]:
+            h = torch.add(h, act(torch.addcmul(zk, h, a, value=-1.0)), alpha=dt)
+            hs.append(h)
     else:
-        states = _euler_scan(z, rec, *scan, keep=False)[0]
-    return states.movedim(0, -2)  # ([r,] b, t, m)
-
-
-def _euler_scan(z: Tensor, rec: Tensor, activation: str, dt: float, diagonal: bool, keep: bool):
-    """Forward loop of ``_EulerScan``: the states H (t, ..., m) and, when ``keep``, the
-    activations S = sigma(pre) the backward pass needs (None otherwise, or when linear)."""
-    keep = keep and activation != "linear"
-    H = torch.empty_like(z)
-    S = torch.empty_like(z) if keep else None
-    pre = torch.empty_like(z[0])
-    At = None if diagonal else rec.transpose(-1, -2)
-    for k in range(z.shape[0]):
-        if k == 0:  # h_0 = 0
-            pre.copy_(z[0])
-        elif diagonal:
-            torch.addcmul(z[k], H[k - 1], rec, value=-1.0, out=pre)
-        elif At.dim() == 3:
-            torch.baddbmm(z[k], H[k - 1], At, alpha=-1.0, out=pre)
-        else:
-            torch.addmm(z[k], H[k - 1], At, alpha=-1.0, out=pre)
-        s = S[k] if keep else pre
-        if activation == "tanh":
-            torch.tanh(pre, out=s)
-        elif activation == "hardtanh":
-            torch.clamp(pre, -1.0, 1.0, out=s)
-        if k == 0:
-            torch.mul(s, dt, out=H[0])
-        else:
-            torch.add(H[k - 1], s, alpha=dt, out=H[k])
-    return H, S
-
-
-class _EulerScan(torch.autograd.Function):
-    """H = h_1..h_T of h_{k+1} = h_k + dt sigma(z_k - A h_k), h_0 = 0, time-major.
-
-    Inputs: z (t, [r,] b, m); rec the matrix A ([r,] m, m), or for ``diagonal`` the
-    diagonal a, (m,) or (r, 1, m). Backward, with delta_k = dL/dh_{k+1} in total and
-    q_k = dL/dpre_k = dt sigma'(pre_k) delta_k:
-        delta_{k-1} = g_{k-1} + delta_k - q_k A,   dL/dz_k = q_k,
-        dL/dA = -sum_k q_k^T h_k   (diagonal: dL/da = -sum_k q_k * h_k).
-    """
-
-    @staticmethod
-    def forward(ctx, z, rec, activation, dt, diagonal):
-        H, S = _euler_scan(z, rec, activation, dt, diagonal, keep=True)
-        ctx.save_for_backward(H, S, rec)
-        ctx.activation, ctx.dt, ctx.diagonal = activation, dt, diagonal
-        return H
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, gH):
-        H, S, rec = ctx.saved_tensors
-        dt, diagonal = ctx.dt, ctx.diagonal
-        gH = gH.contiguous()
-        if ctx.activation == "tanh":  # dt * sigma'(pre) = dt (1 - tanh^2)
-            D = torch.mul(S, S).neg_().add_(1.0).mul_(dt)
-        elif ctx.activation == "hardtanh":  # 1 inside (-1, 1), where clamp(pre) = S too
-            D = (S.abs() < 1.0).to(S.dtype).mul_(dt)
-        else:
-            D = None
-        Q = torch.empty_like(gH)  # dL/dpre_k = dL/dz_k
-        delta = gH[-1].clone()
-        for k in range(gH.shape[0] - 1, -1, -1):
-            if D is None:
-                torch.mul(delta, dt, out=Q[k])
-            else:
-                torch.mul(delta, D[k], out=Q[k])
-            if k == 0:
-                break
-            if diagonal:
-                delta.addcmul_(Q[k], rec, value=-1.0)
-            elif rec.dim() == 3:
-                delta.baddbmm_(Q[k], rec, alpha=-1.0)
-            else:
-                delta.addmm_(Q[k], rec, alpha=-1.0)
-            delta.add_(gH[k - 1])
-        grad_rec = None
-        if ctx.needs_input_grad[1]:
-            q, h = Q[1:], H[:-1]  # pre_k uses h_k = H[k-1]
-            if diagonal:  # a is (m,) or (r, 1, m)
-                grad_rec = (q * h).sum(0).sum(-2, keepdim=rec.dim() == 3).neg_()
-            elif rec.dim() == 3:
-                grad_rec = torch.einsum("trbi,trbj->rij", q, h).neg_()
-            else:
-                m = rec.shape[-1]
-                grad_rec = (q.reshape(-1, m).T @ h.reshape(-1, m)).neg_()
-        grad_z = Q if ctx.needs_input_grad[0] else None
-        return grad_z, grad_rec, None, None, None
+        At = rec.transpose(-1, -2)
+        matmul_add = torch.baddbmm if batched else torch.addmm
+        for zk in zs[1:]:
+            h = torch.add(h, act(matmul_add(zk, h, At, alpha=-1.0)), alpha=dt)
+            hs.append(h)
+    return torch.stack(hs, dim=-2)  # ([r,] b, t, m)
 
 
 def impulse_response(
