@@ -1,0 +1,636 @@
+"""Figures of the workflow (SPEC §5), drawn from the result tables alone.
+
+Every public figure function takes pandas DataFrames in the long format of
+``results/tables/*.tsv`` and returns a matplotlib Figure; ``save_figure`` writes it as PNG
+and PDF, byte-identical across rebuilds (pinned style, fonts and dpi; no timestamps).
+
+Conventions on log axes: non-positive and non-finite values are masked, never drawn. In
+the perturbation figure a divergent error (inf, or NaN from an overflow) is drawn in a grey
+band at the top of each panel whose tick reads "∞", and E_m(0) sits at the left edge,
+past a dotted break, on a tick that reads "0".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from itertools import product
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator  # noqa: E402
+
+DPI = 200
+PARAM_ORDER = ("direct", "exp", "softplus", "best")
+ACTIVATION_ORDER = ("linear", "tanh", "hardtanh")
+STRUCTURE_ORDER = ("diagonal", "orthogonal", "dense")
+TARGET_ORDER = ("exp", "pol", "shift", "twoparts", "airy", "sin")
+# seaborn "colorblind", fixed here so a colour never depends on which params are present
+PARAM_COLORS = {"direct": "#d55e00", "exp": "#0173b2", "softplus": "#029e73", "best": "#cc78bc"}
+CYCLE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#949494", "#56b4e9")
+STYLES = (("o", "-"), ("s", "--"), ("D", ":"), ("v", "-."), ("P", "-"), ("X", "--"))
+WIDTH_PALETTE = "crest"
+STR_COLUMNS = (
+    "target",
+    "structure",
+    "param",
+    "activation",
+    "norm",
+    "status",
+    "subject",
+    "kind",
+    "stop_reason",
+    "decay",
+)
+BOOL_COLUMNS = ("censored", "monotone_ok")
+RC = {
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "mathtext.fontset": "dejavusans",
+    "svg.hashsalt": "curse-of-memory",
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8.5,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "legend.fontsize": 7.5,
+    "legend.title_fontsize": 8,
+    "lines.linewidth": 1.3,
+    "lines.markersize": 4,
+}
+
+
+def apply_style() -> None:
+    """The one pinned style (seaborn ticks theme + RC); every figure function calls it."""
+    sns.set_theme(context="paper", style="ticks", font="DejaVu Sans", rc=RC)
+    plt.rcParams.update(RC)
+
+
+apply_style()
+
+
+def save_figure(fig: plt.Figure, png_path: str | Path, pdf_path: str | Path) -> None:
+    """Write ``fig`` as PNG and PDF with no timestamps or version stamps, then close it."""
+    apply_style()
+    for path in (png_path, pdf_path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)  # no head-timestamp chatter
+    fig.savefig(png_path, format="png", dpi=DPI, metadata={"Software": None})
+    fig.savefig(pdf_path, format="pdf", metadata={"CreationDate": None, "Software": None})
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def clean(df: pd.DataFrame) -> pd.DataFrame:
+    """Normalise a result table: label columns as str (a column holding only the norm
+    "inf" is parsed as a float by pandas), booleans as bool, numbers stored as text as
+    numbers (other columns are left alone)."""
+    df = df.copy()
+    for col in df.columns:
+        if col in STR_COLUMNS:
+            df[col] = ["inf" if isinstance(v, float) and math.isinf(v) else str(v) for v in df[col]]
+        elif col in BOOL_COLUMNS:
+            df[col] = df[col].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+        elif not pd.api.types.is_numeric_dtype(df[col]):  # numbers stored as text
+            num = pd.to_numeric(df[col], errors="coerce")
+            if num.notna().sum() == df[col].notna().sum():
+                df[col] = num
+    return df
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a tab-separated result table ("inf" as float inf, label columns as str)."""
+    head = pd.read_csv(path, sep="\t", nrows=0)
+    dtype = {c: str for c in head.columns if c in STR_COLUMNS}
+    return clean(pd.read_csv(path, sep="\t", dtype=dtype, keep_default_na=True))
+
+
+def ordered(values: Iterable, order: Sequence = ()) -> list:
+    """Unique values: those in ``order`` first (in that order), then the rest as they come."""
+    seen = list(dict.fromkeys(values))
+    return [v for v in order if v in seen] + [v for v in seen if v not in order]
+
+
+def pick_norm(df: pd.DataFrame, norm: str | None = None) -> str | None:
+    """The norm to draw: ``norm`` if given, else "inf" if present, else the first one."""
+    if "norm" not in df or df.empty:
+        return norm
+    norms = ordered(df["norm"])
+    return norm if norm is not None else ("inf" if "inf" in norms else norms[0])
+
+
+def _select(df: pd.DataFrame, **eq) -> pd.DataFrame:
+    mask = np.ones(len(df), dtype=bool)
+    for col, val in eq.items():
+        if val is not None and col in df:
+            mask &= (df[col] == val).to_numpy()
+    return df[mask]
+
+
+def _positive(values) -> np.ndarray:
+    """Float array with non-positive and non-finite entries masked as NaN (for log axes)."""
+    v = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(v) & (v > 0), v, np.nan)
+
+
+def _style_keys(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(structure, activation) pairs present, structures then activations in canonical order."""
+    structs = ordered(df["structure"], STRUCTURE_ORDER)
+    acts = ordered(df["activation"], ACTIVATION_ORDER)
+    keys = ordered(zip(df["structure"], df["activation"], strict=True))
+    return sorted(keys, key=lambda k: (structs.index(k[0]), acts.index(k[1])))
+
+
+def _style_label(key: tuple[str, str], keys: Sequence[tuple[str, str]]) -> str:
+    """The activation, prefixed by the structure when several structures are present."""
+    return key[1] if len({k[0] for k in keys}) == 1 else f"{key[0]} · {key[1]}"
+
+
+def _no_data(ax: plt.Axes, text: str = "no data") -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.5")
+
+
+def _empty_figure(title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    _no_data(ax)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def _decades(lo: float, hi: float, max_ticks: int = 6) -> list[float]:
+    """Powers of ten in [lo, hi], thinned to at most ``max_ticks``."""
+    e = np.arange(math.ceil(math.log10(lo) - 1e-9), math.floor(math.log10(hi) + 1e-9) + 1)
+    step = max(1, math.ceil(len(e) / max_ticks))
+    return [10.0**k for k in e[::step]]
+
+
+def _sci(v: float) -> str:
+    k = round(math.log10(v))
+    return f"$10^{{{k}}}$" if abs(v - 10.0**k) < 1e-9 * v else f"{v:.2g}"
+
+
+def _width_axis(ax: plt.Axes, widths: Iterable[int]) -> None:
+    """Log width axis with a tick at every width present."""
+    widths = sorted({float(w) for w in widths if np.isfinite(w) and w > 0})
+    ax.set_xscale("log")
+    if widths:
+        ax.set_xlim(widths[0] / 10**0.12, widths[-1] * 10**0.12)
+    ax.xaxis.set_major_locator(FixedLocator(widths))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+# --------------------------------------------------------------------- 1. target memory
+
+
+def target_memory(memory_df: pd.DataFrame) -> plt.Figure:
+    """Memory functions of every target (kind == "target"), log-log and semilog-y, with the
+    analytic |rho(t)| dotted black where it is known; the y range ends 14 decades below
+    the peak (round-off)."""
+    apply_style()
+    df = clean(memory_df)
+    df = df[df["kind"] == "target"] if "kind" in df else df.iloc[:0]
+    if df.empty:
+        return _empty_figure("target memory functions")
+    fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.2), layout="constrained")
+    targets = ordered(df["target"], TARGET_ORDER)
+    for i, name in enumerate(targets):
+        sub = df[df["target"] == name].sort_values("t")
+        color = CYCLE[i % len(CYCLE)]
+        t, mem = sub["t"].to_numpy(float), _positive(sub["memory"])
+        ana = _positive(sub["analytic"]) if "analytic" in sub else np.full(len(sub), np.nan)
+        for ax, tt in ((axes[0], np.where(t > 0, t, np.nan)), (axes[1], t)):
+            ax.plot(tt, mem, color=color, label=name)
+            if np.isfinite(ana).any():
+                ax.plot(tt, ana, color="black", ls=(0, (2, 2)), lw=0.8, alpha=0.8, zorder=3)
+    axes[0].set(xscale="log", yscale="log", title="log-log")
+    axes[1].set(yscale="log", title="semilog-y")
+    mem = _positive(df["memory"])
+    top = np.nanmax(mem) if np.isfinite(mem).any() else math.nan
+    for ax in axes:
+        ax.set(xlabel="time $t$", ylabel="memory $M(t)$")
+        if np.isfinite(top):  # below ~1e-14 of the peak an estimate is round-off
+            ax.set_ylim(max(ax.get_ylim()[0], top * 1e-14), top * 3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(Line2D([], [], color="black", ls=(0, (2, 2)), lw=0.8))
+    labels.append(r"analytic $|\rho(t)|$")
+    fig.legend(handles, labels, title="target", loc="outside right upper", frameon=False)
+    return fig
+
+
+# ---------------------------------------------------------------------- 2. perturbation
+
+
+def _inf_band(values: np.ndarray) -> dict:
+    """Log-axis layout with room for an "∞" band above the largest finite value (only when
+    some value diverged: inf or NaN)."""
+    fin = values[np.isfinite(values) & (values > 0)]
+    lo, hi = (fin.min(), fin.max()) if fin.size else (1e-3, 1.0)
+    lo, hi = (lo / 10, hi * 10) if hi / lo < 10 else (lo, hi)
+    span = math.log10(hi / lo)
+    up = 1.0 if (~np.isfinite(values)).any() else 0.35  # no band: a small margin only
+    return {
+        "lo": 10 ** (math.log10(lo) - 0.05 * span),
+        "band": 10 ** (math.log10(hi) + 0.10 * span * up),
+        "inf": 10 ** (math.log10(hi) + 0.17 * span * up),
+        "top": 10 ** (math.log10(hi) + 0.24 * span * up),
+        "ticks": _decades(lo, hi),
+        "shown": up == 1.0,
+    }
+
+
+def _band_axis(ax: plt.Axes, band: dict) -> None:
+    ax.set_yscale("log")
+    ax.set_ylim(band["lo"], band["top"])
+    if band["shown"]:
+        ax.axhspan(band["band"], band["top"], color="0.9", lw=0, zorder=0)
+    ticks = band["ticks"] + ([band["inf"]] if band["shown"] else [])
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "∞" if v == band["inf"] else _sci(v)))
+    minor = LogLocator(subs=np.arange(2, 10)).tick_values(band["lo"], band["band"])
+    minor = [v for v in minor if band["lo"] < v < band["band"]]
+    few = math.log10(band["band"] / band["lo"]) <= 4  # minor ticks only when they are legible
+    ax.yaxis.set_minor_locator(FixedLocator(minor) if few else NullLocator())
+
+
+def _beta_axis(ax: plt.Axes, betas: np.ndarray) -> float:
+    """Log beta axis from the smallest positive beta; returns where beta = 0 is drawn."""
+    pos = betas[betas > 0]
+    lo, hi = (pos.min(), pos.max()) if pos.size else (1e-3, 1.0)
+    x0 = lo / 10**0.6
+    ax.set_xscale("log")
+    ax.set_xlim(x0 / 10**0.2, hi * 10**0.15)
+    ax.axvline(lo / 10**0.3, color="0.6", ls=":", lw=0.8)
+    ax.xaxis.set_major_locator(FixedLocator([x0, *_decades(lo, hi, 4)]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "0" if v == x0 else _sci(v)))
+    minor = LogLocator(subs=np.arange(2, 10)).tick_values(lo, hi)
+    ax.xaxis.set_minor_locator(FixedLocator([v for v in minor if lo <= v <= hi]))
+    return x0
+
+
+def _median_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Median over seeds of E_m(beta) per (width, beta); NaN errors count as divergence."""
+    df = df.assign(error=df["error"].astype(float).fillna(np.inf))
+    return df.groupby(["width", "beta"], as_index=False)["error"].median().sort_values("beta")
+
+
+def _perturbation_panel(ax, curves, cross, colors, band, betas) -> None:
+    x0 = _beta_axis(ax, betas)
+    _band_axis(ax, band)
+    if curves.empty:
+        _no_data(ax)
+        return
+    for width, sub in curves.groupby("width"):
+        y = np.where(np.isfinite(sub["error"]), sub["error"], band["inf"])
+        b = sub["beta"].to_numpy(float)
+        ax.plot(b[b > 0], y[b > 0], color=colors[width], lw=1.1)
+        if (b == 0).any():
+            ax.plot([x0], y[b == 0][:1], "o", color=colors[width], ms=3, mfc="white", mew=1)
+        for beta_c in cross.loc[cross["width"] == width, "beta_cross"]:
+            yc = y[np.argmin(np.abs(np.log(np.maximum(b, 1e-300)) - math.log(beta_c)))]
+            ax.plot(
+                [beta_c], [yc], "o", color=colors[width], mec="black", mew=0.6, ms=4.5, zorder=5
+            )
+
+
+def perturbation(
+    perturbation_df: pd.DataFrame,
+    crossings_df: pd.DataFrame,
+    target: str,
+    norm: str | None = None,
+) -> plt.Figure:
+    """E_m(beta) vs beta (log-log) for one target: one line per width m, columns =
+    parameterisation, rows = activation (and structure); median over seeds; crossing
+    points (median over the seeds that crossed) as dots on the wider model's curve."""
+    apply_style()
+    df = _select(clean(perturbation_df), target=target)
+    norm = pick_norm(df, norm)
+    df = _select(df, norm=norm)
+    if df.empty:
+        return _empty_figure(f"target {target}: no perturbation data")
+    cr = _select(clean(crossings_df), target=target, norm=norm)
+    cr = cr[cr["status"] == "crossed"] if "status" in cr else cr
+    params, rows = ordered(df["param"], PARAM_ORDER), _style_keys(df)
+    widths = sorted(df["width"].unique())
+    colors = dict(zip(widths, sns.color_palette(WIDTH_PALETTE, len(widths)), strict=True))
+    band, betas = _inf_band(df["error"].to_numpy(float)), df["beta"].to_numpy(float)
+    fig, axes = plt.subplots(
+        len(rows),
+        len(params),
+        figsize=(1.2 + 2.3 * len(params), 0.6 + 1.9 * len(rows)),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for (i, key), (j, param) in product(enumerate(rows), enumerate(params)):
+        eq = {"structure": key[0], "activation": key[1], "param": param}
+        sub, csub = _select(df, **eq), _select(cr, **eq)
+        cross = (
+            csub.groupby("width", as_index=False)["beta_cross"].median()
+            if {"width", "beta_cross"} <= set(csub.columns)
+            else pd.DataFrame({"width": [], "beta_cross": []})
+        )
+        _perturbation_panel(axes[i, j], _median_curves(sub), cross, colors, band, betas)
+        axes[0, j].set_title(param)
+        axes[-1, j].set_xlabel(r"perturbation $\beta$")
+        axes[i, 0].set_ylabel(f"{_style_label(key, rows)}\n" + r"$E_m(\beta)$")
+    handles = [Line2D([], [], color=colors[w], label=f"{w}") for w in widths]
+    handles.append(Line2D([], [], ls="", marker="o", color="0.6", mec="black", label="crossing"))
+    fig.legend(handles=handles, title="m", loc="outside right upper", frameon=False)
+    seeds = df["seed"].nunique() if "seed" in df else 1
+    note = f", median of {seeds} seeds" if seeds > 1 else ""
+    fig.suptitle(f"target {target}: perturbation error ({norm}-norm{note})", fontsize=10)
+    return fig
+
+
+# ------------------------------------------------------------------ 3. stability radius
+
+
+def _grid_max(perturbation_df: pd.DataFrame, target: str, norm: str | None) -> float:
+    """Largest beta of the perturbation grid (of this target and norm if present)."""
+    sub = _select(perturbation_df, target=target, norm=norm)
+    beta = (sub if not sub.empty else perturbation_df).get("beta", pd.Series(dtype=float))
+    beta = beta[np.isfinite(beta) & (beta > 0)]
+    return float(beta.max()) if len(beta) else math.nan
+
+
+def _seed_summary(df: pd.DataFrame, grid_max: float) -> pd.DataFrame:
+    """Per (structure, param, activation, width): log-space median, min and max over seeds
+    of ``value``; censored values count as the grid maximum; ``censored`` when the median
+    is censored (more than half of the seeds)."""
+    df = df.assign(value=np.where(df["censored"], grid_max, df["value"]))
+    df = df[np.isfinite(df["value"]) & (df["value"] > 0)]
+    keys = [k for k in ("structure", "param", "activation", "width") if k in df]
+    g = df.assign(logv=np.log(df["value"])).groupby(keys, as_index=False)
+    out = g.agg(med=("logv", "median"), lo=("value", "min"), hi=("value", "max"))
+    out["censored"] = g["censored"].mean()["censored"].to_numpy() > 0.5
+    return out.assign(med=np.exp(out["med"]))
+
+
+def _radius_panel(ax, summary, style_of, grid_max, widths) -> None:
+    _width_axis(ax, widths)
+    ax.set_yscale("log")
+    if np.isfinite(grid_max):
+        ax.axhline(grid_max, color="0.6", ls=":", lw=0.8, zorder=0)
+    if summary.empty:
+        _no_data(ax)
+        return
+    groups = list(summary.groupby(["param", "structure", "activation"], sort=False))
+    groups.sort(key=lambda g: (ordered(summary["param"], PARAM_ORDER).index(g[0][0]), g[0]))
+    step = min(0.012, 0.06 / max(len(groups) - 1, 1))  # dodge, in decades of m
+    for n, ((param, struct, act), sub) in enumerate(groups):
+        sub = sub.sort_values("width")
+        x = sub["width"].to_numpy(float) * 10 ** (step * (n - (len(groups) - 1) / 2))
+        marker, ls = style_of[(struct, act)]
+        color = PARAM_COLORS.get(param, "0.3")
+        yerr = np.clip([sub["med"] - sub["lo"], sub["hi"] - sub["med"]], 0, None)
+        ax.errorbar(x, sub["med"], yerr=yerr, color=color, ls=ls, lw=0.9, elinewidth=0.6)
+        cen = sub["censored"].to_numpy()
+        ax.plot(x[~cen], sub["med"][~cen], ls="", marker=marker, color=color, ms=3.5)
+        ax.plot(x[cen], sub["med"][cen], ls="", marker="^", color=color, mfc="white", ms=4.5)
+    lo = np.nanmin([summary["lo"].min(), grid_max / 10**1.5])
+    ax.set_ylim(lo / 10**0.15, np.nanmax([summary["hi"].max(), grid_max]) * 10**0.25)
+
+
+def _radius_tables(cr: pd.DataFrame, rad: pd.DataFrame, target: str) -> tuple:
+    """One target's crossings and radii as (value, censored) rows, and the radius tau (the
+    first in table order). Crossings: "never" is censored, "not_monotone" is left out."""
+    c, r, tau = _select(cr, target=target), _select(rad, target=target), math.nan
+    if {"status", "beta_cross"} <= set(c.columns):
+        c = c[c["status"] != "not_monotone"]
+        c = c.assign(value=c["beta_cross"], censored=c["status"] == "never")
+    else:
+        c = c.iloc[:0]
+    if {"tau", "beta_star", "censored"} <= set(r.columns) and not r.empty:
+        tau = ordered(r["tau"])[0]
+        r = r[r["tau"] == tau].assign(value=lambda d: d["beta_star"])
+    else:
+        r = r.iloc[:0]
+    return c, r, tau
+
+
+def stability_radius(
+    radius_df: pd.DataFrame,
+    crossings_df: pd.DataFrame,
+    perturbation_df: pd.DataFrame,
+    norm: str | None = None,
+) -> plt.Figure:
+    """The curse at a glance: per target (rows) the crossing beta and the blow-up radius
+    beta* against width (log-log), hue = parameterisation, marker/line = activation;
+    median over seeds with min-max bars; censored values (no blow-up / no crossing on the
+    grid) drawn at the grid maximum (dotted line) as open ^."""
+    apply_style()
+    rad, cr, pert = clean(radius_df), clean(crossings_df), clean(perturbation_df)
+    norm = pick_norm(rad if not rad.empty else cr, norm)
+    rad, cr = _select(rad, norm=norm), _select(cr, norm=norm)
+    targets = ordered([*rad.get("target", []), *cr.get("target", [])], TARGET_ORDER)
+    if not targets:
+        return _empty_figure("stability radius: no data")
+    both = pd.concat([rad, cr], ignore_index=True)
+    keys = _style_keys(both)
+    style_of = {k: STYLES[n % len(STYLES)] for n, k in enumerate(keys)}
+    fig, axes = plt.subplots(
+        len(targets),
+        2,
+        figsize=(7.6, 0.5 + 2.4 * len(targets)),
+        squeeze=False,
+        layout="constrained",
+    )
+    for i, target in enumerate(targets):
+        c, r, tau = _radius_tables(cr, rad, target)
+        gmax = _grid_max(pert, target, norm)
+        if not np.isfinite(gmax):  # no perturbation table: the largest value seen
+            seen = pd.concat([c, r])["value"] if len(c) + len(r) else pd.Series(dtype=float)
+            gmax = float(seen.max()) if seen.notna().any() else 1.0
+        widths = sorted(set(c.get("width", [])) | set(r.get("width", [])))
+        for ax, d in ((axes[i, 0], c), (axes[i, 1], r)):
+            _radius_panel(ax, _seed_summary(d, gmax) if len(d) else d, style_of, gmax, widths)
+            ax.set_xlabel("width $m$")
+        axes[i, 0].set_ylabel(f"{target}\n" + r"crossing $\beta$")
+        tau = f" (τ = {tau:.3g})".replace("e+0", "e").replace("e-0", "e-") if tau == tau else ""
+        axes[i, 1].set_ylabel(f"{target}\n" + r"blow-up radius $\beta^*_m$" + tau)
+    axes[0, 0].set_title("crossing of $m$ with the next narrower width")
+    axes[0, 1].set_title("blow-up radius")
+    handles = [
+        Line2D([], [], color=PARAM_COLORS.get(p, "0.3"), label=p)
+        for p in ordered(both["param"], PARAM_ORDER)
+    ]
+    handles += [
+        Line2D([], [], color="0.3", marker=m, ls=ls, label=_style_label(k, keys))
+        for k, (m, ls) in style_of.items()
+    ]
+    handles += [
+        Line2D([], [], color="0.3", marker="^", mfc="white", ls="", label="censored:\nbeyond grid"),
+        Line2D([], [], color="0.6", ls=":", label="grid max β"),
+    ]
+    fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    fig.suptitle(f"stability vs width ({norm}-norm; median, min–max over seeds)", fontsize=10)
+    return fig
+
+
+# -------------------------------------------------------------------- 4. student memory
+
+
+def _panel_grid(n: int, ncols: int = 3, size=(2.7, 2.3), **kw) -> tuple[plt.Figure, list]:
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(1.4 + size[0] * ncols, 0.5 + size[1] * nrows),
+        squeeze=False,
+        layout="constrained",
+        **kw,
+    )
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def student_memory(memory_df: pd.DataFrame) -> plt.Figure:
+    """Students' memory functions (thin, hue = parameterisation, line = activation) against
+    their target's (thick black), one log-log panel per target."""
+    apply_style()
+    df = clean(memory_df)
+    stu = df[df["kind"] == "student"] if "kind" in df else df.iloc[:0]
+    if stu.empty:
+        return _empty_figure("student memory functions: no data")
+    parts = stu["subject"].str.rsplit("/", n=5, expand=True)
+    stu = stu.assign(param=parts[2], activation=parts[3])
+    acts = ordered(stu["activation"], ACTIVATION_ORDER)
+    act_ls = {a: STYLES[i % len(STYLES)][1] for i, a in enumerate(acts)}
+    targets = ordered(stu["target"], TARGET_ORDER)
+    fig, axes = _panel_grid(len(targets), sharey=False)
+    for ax, target in zip(axes, targets, strict=True):
+        ax.set(xscale="log", yscale="log", title=target, xlabel="time $t$")
+        for _subject, sub in stu[stu["target"] == target].groupby("subject", sort=True):
+            sub = sub.sort_values("t")
+            ax.plot(
+                _positive(sub["t"]),
+                _positive(sub["memory"]),
+                lw=0.9,
+                alpha=0.75,
+                color=PARAM_COLORS.get(sub["param"].iloc[0], "0.4"),
+                ls=act_ls[sub["activation"].iloc[0]],
+            )
+        tgt = df[(df["kind"] == "target") & (df["target"] == target)].sort_values("t")
+        if tgt.empty:
+            ax.text(0.03, 0.03, "target memory missing", transform=ax.transAxes, fontsize=7)
+        ax.plot(_positive(tgt["t"]), _positive(tgt["memory"]), color="black", lw=2.4, zorder=4)
+    for ax in axes[:: min(3, len(axes))]:
+        ax.set_ylabel("memory $M(t)$")
+    handles = [Line2D([], [], color="black", lw=2.4, label="target")]
+    handles += [
+        Line2D([], [], color=PARAM_COLORS.get(p, "0.4"), label=p)
+        for p in ordered(stu["param"], PARAM_ORDER)
+    ]
+    if len(acts) > 1:
+        handles += [Line2D([], [], color="0.3", ls=act_ls[a], label=a) for a in acts]
+    fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    return fig
+
+
+# -------------------------------------------------------------------------- 5. training
+
+
+def _loss_curves(sfig, hist: pd.DataFrame, targets, params, act_ls) -> None:
+    widths = sorted(hist["width"].unique())
+    colors = dict(zip(widths, sns.color_palette(WIDTH_PALETTE, len(widths)), strict=True))
+    axes = sfig.subplots(len(targets), len(params), sharex=True, squeeze=False)
+    for (i, target), (j, param) in product(enumerate(targets), enumerate(params)):
+        ax, sub = axes[i, j], _select(hist, target=target, param=param)
+        ax.set_yscale("log")
+        if sub.empty:
+            _no_data(ax)
+        for (width, act, _), run in sub.groupby(["width", "activation", "structure"]):
+            run = run.sort_values("step")
+            ax.plot(
+                run["step"],
+                _positive(run["val_loss"]),
+                color=colors[width],
+                lw=0.9,
+                ls=act_ls.get(act, "-"),
+            )
+        axes[0, j].set_title(param)
+        axes[-1, j].set_xlabel("step")
+        axes[i, 0].set_ylabel(f"{target}\nval loss")
+    handles = [Line2D([], [], color=colors[w], label=f"{w}") for w in widths]
+    sfig.legend(handles=handles, title="m", loc="outside right upper", frameon=False)
+
+
+def _final_losses(sfig, train: pd.DataFrame, targets, act_ls) -> None:
+    axes = sfig.subplots(1, len(targets), squeeze=False)[0]
+    for ax, target in zip(axes, targets, strict=True):
+        sub = _select(train, target=target)
+        sub = sub.assign(loss=_positive(sub["test_loss"]))
+        _width_axis(ax, sub["width"].unique())
+        ax.set(yscale="log", title=target, xlabel="width $m$")
+        if sub["loss"].isna().all():
+            _no_data(ax)
+            continue
+        g = sub.groupby(["param", "activation", "structure", "width"], as_index=False)["loss"]
+        agg = g.agg(med="median", lo="min", hi="max")
+        for (param, act, _), a in agg.groupby(["param", "activation", "structure"]):
+            yerr = np.clip([a["med"] - a["lo"], a["hi"] - a["med"]], 0, None)
+            ax.errorbar(
+                a["width"],
+                a["med"],
+                yerr=yerr,
+                color=PARAM_COLORS.get(param, "0.4"),
+                ls=act_ls.get(act, "-"),
+                marker="o",
+                ms=3,
+                lw=1.0,
+                elinewidth=0.7,
+            )
+    axes[0].set_ylabel("final test loss")
+    params = ordered(train["param"], PARAM_ORDER)
+    handles = [Line2D([], [], color=PARAM_COLORS.get(p, "0.4"), label=p) for p in params]
+    handles += [Line2D([], [], color="0.3", ls=ls, label=a) for a, ls in act_ls.items()]
+    sfig.legend(handles=handles, loc="outside right upper", frameon=False)
+
+
+def training(history_df: pd.DataFrame, training_df: pd.DataFrame) -> plt.Figure:
+    """Top: validation loss vs step (log-y), targets x parameterisations, hue = width,
+    line = activation, first seed only. Bottom: final test loss vs width (log-log) per
+    target, median over seeds with min-max bars."""
+    apply_style()
+    hist, train = clean(history_df), clean(training_df)
+    if hist.empty and train.empty:
+        return _empty_figure("training: no data")
+    both = pd.concat([hist, train], ignore_index=True)
+    targets = ordered(both["target"], TARGET_ORDER)
+    params = ordered(both["param"], PARAM_ORDER)
+    acts = ordered(both["activation"], ACTIVATION_ORDER)
+    act_ls = {a: STYLES[i % len(STYLES)][1] for i, a in enumerate(acts)}
+    if "seed" in hist and not hist.empty:
+        hist = hist[hist["seed"] == hist["seed"].min()]
+    fig = plt.figure(
+        figsize=(1.6 + 2.3 * max(len(params), len(targets)), 2.6 + 1.8 * len(targets)),
+        layout="constrained",
+    )
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.8 * len(targets), 2.2])
+    if hist.empty:
+        _no_data(top.subplots())
+    else:
+        _loss_curves(top, hist, targets, params, act_ls)
+    _final_losses(bottom, train, targets, act_ls)
+    return fig
