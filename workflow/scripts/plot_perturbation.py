@@ -1,0 +1,20 @@
+"""Figure 2 (SPEC §5): E_m(beta) vs beta for one target, one line per width.
+
+Inputs: perturbation (perturbation.tsv), crossings (crossings.tsv); wildcards.target.
+Optional params: norm ("inf" or "l2"; default "inf" when present). Output: png, pdf.
+"""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+
+from curse_memory.plotting import perturbation, read_table, save_figure  # noqa: E402
+
+smk = snakemake  # noqa: F821
+fig = perturbation(
+    read_table(smk.input.perturbation),
+    read_table(smk.input.crossings),
+    smk.wildcards.target,
+    norm=getattr(smk.params, "norm", None),
+)
+save_figure(fig, smk.output.png, smk.output.pdf)

@@ -1,0 +1,14 @@
+"""Figure 4 (SPEC §5): memory functions of the trained students against their target's.
+
+Input: memory (memory.tsv). Output: png, pdf.
+"""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821, SIM115
+
+from curse_memory.plotting import read_table, save_figure, student_memory  # noqa: E402
+
+smk = snakemake  # noqa: F821
+fig = student_memory(read_table(smk.input.memory))
+save_figure(fig, smk.output.png, smk.output.pdf)
