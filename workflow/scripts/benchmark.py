@@ -1,0 +1,635 @@
+"""Speed benchmark of the shared module, measured side by side with a naive baseline.
+
+Run as ``PYTHONPATH=workflow/scripts python workflow/scripts/benchmark.py`` (``make bench``).
+Every measurement is printed as one machine-readable line,
+
+    <measurement> key=value ... ours=<ms> ms baseline=<ms> ms ratio=<x>x
+
+(medians over repeats; ``ratio`` = baseline / ours) and written to ``--out`` as a TSV
+with the columns measurement, setting, ours_ms, baseline_ms, ratio. Lines starting with
+``check`` report the equivalence checks run before timing; a failed check makes the
+script exit with status 1 after writing the table.
+
+Sections:
+
+1. ``train_step``: forward + backward + AdamW step on one batch. Ours is ``StudentRNN``
+   (orthogonal structure A = P diag(f(w)) P^T, float32, default settings; for the linear
+   activation both the convolution path ``fast_linear=True`` and the loop). The baseline
+   is written here after the reference implementation (radarFudan/Curse-of-memory,
+   ``SimpleRNN`` with its linear encoder and decoder): the input projection U x + b for
+   the whole sequence, then per step a slice ``z[:, i:i+1, :]`` of it, A applied as three
+   operations (h @ P, * f(w), @ P^T), the states appended to a list and ``torch.cat``-ed,
+   the readout on the concatenated states; float64.
+2. ``sweep``: a perturbation sweep of a briefly trained student, all draws of a beta in
+   one batched pass (``batched=True``) against the same draws one by one.
+3. ``scaling``: time per training step as T doubles and as m doubles, and the fitted
+   exponents (slope of log time against log T or log m).
+4. ``e2e``: the summed job seconds, the peak memory of the m=64 training jobs and the
+   wall clock of the last Snakemake run, from its benchmark files and logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from curse_memory.model import ACTIVATIONS, PARAMETERISATIONS, StudentConfig, StudentRNN
+from curse_memory.perturbation import beta_grid, draw_perturbations, perturbation_sweep
+from curse_memory.targets import TargetSpec, make_target
+from curse_memory.training import TrainConfig, evaluate, mse, train_student
+
+SECTIONS = ("train", "sweep", "scaling", "rss", "e2e")
+CHECK_RTOL = 1e-6  # the loss of ours and of the baseline, both in float64
+RSS_TARGET_MB = 1024.0  # peak RSS target of a training job at m=64
+
+
+# ---------------------------------------------------------------------------- baseline
+class NaiveRNN(nn.Module):
+    """The reference implementation's approach, float64 (see the module docstring)."""
+
+    def __init__(self, student: StudentRNN, device: torch.device, evaluation: bool = False):
+        super().__init__()
+        cfg = student.config
+        if cfg.structure != "orthogonal" or cfg.d_out != 1:
+            raise ValueError("the baseline covers the orthogonal structure with d_out=1 only")
+        self.cfg = cfg
+        maps = PARAMETERISATIONS[cfg.parameterisation]
+        self.f = maps.evaluate if evaluation else maps.train  # evaluation: perturbed models
+        self.act = ACTIVATIONS[cfg.activation]
+        for name, value in student.raw_params().items():
+            value = value.detach().to(device, torch.float64).clone()
+            self.register_parameter(name, nn.Parameter(value))
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = F.linear(x, self.U, self.b)  # encoder: (b, t, m)
+        a = self.f(self.w, self.cfg.eps)
+        h = torch.zeros(1, 1, self.w.shape[0], dtype=z.dtype, device=z.device)
+        hidden = []
+        for i in range(z.shape[1]):
+            Ah = ((h @ self.P) * a) @ self.P.T
+            h = h + self.cfg.dt * self.act(z[:, i : i + 1, :] - Ah)
+            hidden.append(h)
+        return F.linear(torch.cat(hidden, dim=1), self.c, self.c0)  # decoder
+
+
+# ---------------------------------------------------------------------------- helpers
+class Table:
+    """Collects the measurement rows and prints each one as it comes."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.failed: list[str] = []
+
+    def add(self, measurement: str, setting: str, ours: float, baseline: float | None) -> None:
+        ratio = baseline / ours if baseline is not None and ours > 0 else math.nan
+        line = f"{measurement} {setting} ours={ours:.3f} ms"
+        if baseline is not None:
+            line += f" baseline={baseline:.3f} ms ratio={ratio:.1f}x"
+        print(line, flush=True)
+        self.rows.append(
+            {
+                "measurement": measurement,
+                "setting": setting,
+                "ours_ms": f"{ours:.4f}",
+                "baseline_ms": "" if baseline is None else f"{baseline:.4f}",
+                "ratio": "" if baseline is None else f"{ratio:.3f}",
+            }
+        )
+
+    def note(self, measurement: str, setting: str) -> None:
+        """A row without timings (exponents, end-to-end figures, missing inputs)."""
+        print(f"{measurement} {setting}", flush=True)
+        row = {"measurement": measurement, "setting": setting}
+        self.rows.append(row | {"ours_ms": "", "baseline_ms": "", "ratio": ""})
+
+    def check(self, setting: str, ok: bool) -> None:
+        print(f"check {setting} {'ok' if ok else 'FAILED'}", flush=True)
+        if not ok:
+            self.failed.append(setting)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as fh:
+            fields = ["measurement", "setting", "ours_ms", "baseline_ms", "ratio"]
+            writer = csv.DictWriter(fh, fieldnames=fields, delimiter="\t")
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device) -> float:
+    """Milliseconds of one call of fn."""
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return 1e3 * (time.perf_counter() - start)
+
+
+def side_by_side(fns: list, repeats: int, warmup: int, device: torch.device) -> list[float]:
+    """Median milliseconds of each function, timed in turn within every repeat."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times, strict=True):
+            ts.append(timed(fn, device))
+    return [statistics.median(ts) for ts in times]
+
+
+def train_step_fn(model: nn.Module, x: Tensor, y: Tensor):
+    """One training step (forward, MSE, backward, AdamW) as a closure."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = mse(model(x), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def make_student(m: int, activation: str, seed: int, **overrides) -> StudentRNN:
+    cfg = StudentConfig(width=m, structure="orthogonal", activation=activation, **overrides)
+    return StudentRNN(cfg, generator=torch.Generator().manual_seed(seed))
+
+
+def as_float64(student: StudentRNN, device: torch.device, **overrides) -> StudentRNN:
+    """A float64 copy of ``student`` with the same parameters (for the equivalence check)."""
+    cfg = StudentConfig(**(vars(student.config) | {"dtype": "float64"} | overrides))
+    copy = StudentRNN(cfg).to(device)
+    with torch.no_grad():
+        for name, value in student.raw_params().items():
+            getattr(copy, name).copy_(value.to(torch.float64))
+    return copy
+
+
+def loss_and_grads(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, dict[str, Tensor]]:
+    model.zero_grad(set_to_none=True)
+    loss = mse(model(x), y)
+    loss.backward()
+    return float(loss.detach()), {k: v.grad.detach().clone() for k, v in model.named_parameters()}
+
+
+def equivalent(ours: nn.Module, baseline: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
+    """Relative differences of the loss and of the gradients (max over tensors)."""
+    loss_o, grad_o = loss_and_grads(ours, x, y)
+    loss_b, grad_b = loss_and_grads(baseline, x, y)
+    rel_loss = abs(loss_o - loss_b) / max(abs(loss_b), 1e-300)
+    rel_grad = max(
+        float((grad_o[k] - grad_b[k]).norm() / grad_b[k].norm().clamp_min(1e-300)) for k in grad_b
+    )
+    return rel_loss, rel_grad
+
+
+def batch(n: int, T: int, seed: int, device: torch.device, dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, T, 1, generator=gen, dtype=torch.float64)
+    y = torch.cumsum(x, dim=1) / torch.arange(1, T + 1, dtype=torch.float64)[:, None].sqrt()
+    return x.to(device, dtype), y.to(device, dtype)
+
+
+# ---------------------------------------------------------------------------- sections
+PATHS = {  # line label -> (activation, fast_linear)
+    "tanh": ("tanh", False),
+    "linear-conv": ("linear", True),
+    "linear-loop": ("linear", False),
+}
+
+
+def bench_train_steps(args, table: Table, device: torch.device) -> None:
+    """Section 1: ours against the baseline, with the equivalence check first."""
+    x32, y32 = batch(args.batch, args.T, 0, device, torch.float32)
+    x64, y64 = x32.double(), y32.double()
+    for m in args.widths:
+        for activation in ("tanh", "linear"):
+            student = make_student(m, activation, seed=m).to(device)
+            baseline = NaiveRNN(student, device)
+            paths = [p for p, (act, _) in PATHS.items() if act == activation]
+            models = {}
+            for path in paths:
+                fast = PATHS[path][1]
+                models[path] = make_student(m, activation, seed=m, fast_linear=fast).to(device)
+                models[path].load_state_dict(student.state_dict())
+                rel_loss, rel_grad = equivalent(
+                    as_float64(models[path], device), baseline, x64, y64
+                )
+                table.check(
+                    f"train_step path={path} m={m} device={device.type} "
+                    f"loss_rel={rel_loss:.2e} grad_rel={rel_grad:.2e} tol={CHECK_RTOL:g}",
+                    rel_loss <= CHECK_RTOL and rel_grad <= CHECK_RTOL,
+                )
+            fns = [train_step_fn(models[p], x32, y32) for p in paths]
+            fns.append(train_step_fn(baseline, x64, y64))
+            times = side_by_side(fns, args.repeats, args.warmup, device)
+            for path, ours in zip(paths, times[:-1], strict=True):
+                setting = (
+                    f"act={activation} path={path} m={m} T={args.T} B={args.batch} "
+                    f"device={device.type}"
+                )
+                table.add("train_step", setting, ours, times[-1])
+
+
+def trained_student(m: int, activation: str, data: dict, steps: int) -> StudentRNN:
+    """A student after a short training run (a realistic parameter point, not converged)."""
+    student = make_student(m, activation, seed=100 + m)
+    cfg = TrainConfig(steps=steps, batch_size=128, eval_every=max(1, steps // 2))
+    gen = torch.Generator().manual_seed(m)
+    student, _, _ = train_student(student, data, cfg, gen, log=io.StringIO())
+    return student
+
+
+def max_relative(a: np.ndarray, b: np.ndarray, cap: float = math.inf) -> float:
+    """Largest |a - b| / |b| over the entries where both are finite and below ``cap``."""
+    both = np.isfinite(a) & np.isfinite(b) & (np.abs(a) < cap) & (np.abs(b) < cap)
+    if not both.any():
+        return 0.0
+    return float((np.abs(a[both] - b[both]) / np.maximum(np.abs(b[both]), 1e-300)).max())
+
+
+def sweep_errors(student: StudentRNN, data: dict, betas, draws: int, batched: bool):
+    """(milliseconds, all draws' errors) of ``perturbation_sweep``, draws seeded alike."""
+    gen = torch.Generator().manual_seed(7)
+    start = time.perf_counter()
+    rows = perturbation_sweep(
+        student, data["x_test"], data["y_test"], betas, draws, "inf", gen, batched=batched
+    )
+    elapsed = 1e3 * (time.perf_counter() - start)
+    return elapsed, np.array([e for row in rows for e in row["errors"]])
+
+
+@torch.no_grad()
+def reference_sweep_errors(student: StudentRNN, data: dict, betas, draws: int):
+    """The same draws evaluated one at a time by the float64 baseline (the reference's
+    approach to the perturbation experiment)."""
+    params = {k: v.detach() for k, v in student.raw_params().items()}
+    naive = NaiveRNN(student, torch.device("cpu"), evaluation=True)
+    x, y = data["x_test"].double(), data["y_test"].double()
+    gen = torch.Generator().manual_seed(7)
+    start = time.perf_counter()
+    errors = []
+    for beta in betas:
+        delta = draw_perturbations(params, beta, draws, "inf", gen) if beta else None
+        for i in range(draws if beta else 1):
+            for name, value in params.items():
+                moved = value + delta[name][i] if beta else value
+                getattr(naive, name).copy_(moved.double())
+            error = float(((naive(x) - y) ** 2).mean())
+            errors.append(error if math.isfinite(error) else math.inf)
+    return 1e3 * (time.perf_counter() - start), np.array(errors)
+
+
+def bench_sweep(args, table: Table) -> None:
+    """Section 2: batched draws against a loop over the same draws; and against the
+    baseline evaluating the same draws one by one (fewer betas: it is slow)."""
+    spec = TargetSpec(kind="linear", kernel="pol", kernel_params={"s": 0.1, "p": 1.1}, T=args.T)
+    data = make_target(spec, n_train=512, n_val=128, n_test=args.sweep_n, seed=0)
+    for m in args.sweep_widths:
+        for activation in ("tanh", "linear"):
+            student = trained_student(m, activation, data, args.sweep_train_steps)
+            path = "conv" if activation == "linear" else "loop"
+            betas = beta_grid()[: args.sweep_betas]
+            t_batched, e_batched = sweep_errors(student, data, betas, args.sweep_draws, True)
+            t_seq, e_seq = sweep_errors(student, data, betas, args.sweep_draws, False)
+            same_inf = bool((np.isfinite(e_batched) == np.isfinite(e_seq)).all())
+            rel = max_relative(e_batched, e_seq)
+            table.check(
+                f"sweep act={activation} m={m} batched_vs_sequential_rel={rel:.2e} tol=1e-4 "
+                f"same_divergence={same_inf}",
+                same_inf and rel <= 1e-4,
+            )
+            grid = "full" if len(betas) == len(beta_grid()) else "reduced"
+            common = f"draws={args.sweep_draws} n_test={args.sweep_n} T={args.T}"
+            table.add(
+                "sweep",
+                f"act={activation} path={path} m={m} vs=sequential betas={len(betas)} "
+                f"grid={grid} {common} passes={len(e_seq)}",
+                t_batched,
+                t_seq,
+            )
+            if not args.ref_sweep_betas:
+                continue
+            betas = beta_grid()[: args.ref_sweep_betas]
+            t_batched, e_batched = sweep_errors(student, data, betas, args.sweep_draws, True)
+            t_ref, e_ref = reference_sweep_errors(student, data, betas, args.sweep_draws)
+            # float32 against float64: compare the errors of the models that stay bounded
+            rel = max_relative(e_batched, e_ref, cap=1e3 * float(data["y_var"]))
+            table.check(
+                f"sweep_reference act={activation} m={m} float32_vs_float64_rel={rel:.2e} tol=1e-3",
+                rel <= 1e-3,
+            )
+            table.add(
+                "sweep",
+                f"act={activation} path={path} m={m} vs=reference_float64_one_by_one "
+                f"betas={len(betas)} grid=reduced {common} passes={len(e_ref)}",
+                t_batched,
+                t_ref,
+            )
+
+
+def slope(xs: list[float], ts: list[float]) -> float:
+    return float(np.polyfit(np.log(xs), np.log(ts), 1)[0])
+
+
+def bench_scaling(args, table: Table, device: torch.device) -> None:
+    """Section 3: training-step time against T (m fixed) and against m (T fixed), tanh."""
+    for vary, grid in (("T", args.scaling_T), ("m", args.scaling_m)):
+        ours_t, base_t = [], []
+        for value in grid:
+            T = value if vary == "T" else args.T
+            m = value if vary == "m" else args.scaling_fixed_m
+            x32, y32 = batch(args.batch, T, 1, device, torch.float32)
+            student = make_student(m, "tanh", seed=m).to(device)
+            baseline = NaiveRNN(student, device)
+            fns = [
+                train_step_fn(student, x32, y32),
+                train_step_fn(baseline, x32.double(), y32.double()),
+            ]
+            ours, base = side_by_side(fns, args.scaling_repeats, 1, device)
+            ours_t.append(ours)
+            base_t.append(base)
+            setting = f"act=tanh vary={vary} m={m} T={T} B={args.batch} device={device.type}"
+            table.add("scaling", setting, ours, base)
+        fixed = f"m={args.scaling_fixed_m}" if vary == "T" else f"T={args.T}"
+        grid_s = ",".join(map(str, grid))
+        table.note(
+            "scaling_exponent",
+            f"act=tanh vary={vary} {fixed} {vary}={grid_s} ours={slope(grid, ours_t):.2f} "
+            f"baseline={slope(grid, base_t):.2f}",
+        )
+
+
+# ---------------------------------------------------------------------------- rss
+def rss_child(args) -> None:
+    """In a fresh process: one training job at m=64 sized like the default workflow's
+    (1,024/256/512 sequences, batch 128, T=100, tanh), then print its peak RSS in MB."""
+    spec = TargetSpec(kind="linear", kernel="pol", kernel_params={"s": 0.1, "p": 1.1}, T=args.T)
+    data = make_target(spec, n_train=1024, n_val=256, n_test=512, seed=0)
+    student = make_student(64, "tanh", seed=1)
+    cfg = TrainConfig(steps=args.rss_steps, batch_size=128, eval_every=25)
+    student, _, _ = train_student(
+        student, data, cfg, torch.Generator().manual_seed(0), log=io.StringIO()
+    )
+    evaluate(student, data["x_test"], data["y_test"])
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def bench_rss(args, table: Table) -> None:
+    """Peak RSS of a training job at m=64, measured in a child process."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child"]
+    cmd += ["--threads", str(args.threads), "--T", str(args.T), "--rss-steps", str(args.rss_steps)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        table.note("rss", f"status=child_failed rc={done.returncode}")
+        print(done.stderr, file=sys.stderr)
+        return
+    peak = float(done.stdout.split()[-1])
+    table.note(
+        "rss",
+        f"act=tanh m=64 structure=orthogonal steps={args.rss_steps} batch=128 T={args.T} "
+        f"peak_rss_mb={peak:.1f} target_mb={RSS_TARGET_MB:.0f} "
+        f"met={'yes' if peak < RSS_TARGET_MB else 'no'}",
+    )
+
+
+# ---------------------------------------------------------------------------- e2e
+SNAKEMAKE_LOG_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{6})")
+SNAKEMAKE_ELAPSED = re.compile(r"Elapsed time: (?:(\d+) days?, )?(\d+):(\d+):([\d.]+)")
+SNAKEMAKE_STEPS = re.compile(r"(\d+) of (\d+) steps")
+WIDTH_64 = re.compile(r"(?:^|[/_=.\-])(?:m|w|width)?[=_\-]?64(?:[/_.\-=]|$)")
+
+
+def read_benchmarks(root: Path) -> list[tuple[Path, dict]]:
+    rows = []
+    for path in sorted(root.glob("**/*.tsv")):
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                rows.append((path, row))
+    return rows
+
+
+def as_float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def snakemake_runs(snakemake_dir: Path) -> list[dict]:
+    """Snakemake's own logs, oldest first: wall clock (its "Elapsed time" line, else the
+    log's modification time minus the start time in its name) and steps done."""
+    runs = []
+    for path in sorted((snakemake_dir / "log").glob("*.snakemake.log")):
+        text = path.read_text(errors="replace")
+        elapsed = SNAKEMAKE_ELAPSED.findall(text)
+        if elapsed:
+            days, h, m, sec = elapsed[-1]
+            wall = 86400 * int(days or 0) + 3600 * int(h) + 60 * int(m) + float(sec)
+        else:
+            start = SNAKEMAKE_LOG_TIME.search(path.name)
+            if not start:
+                continue
+            stamp = datetime.strptime(start.group(1), "%Y-%m-%dT%H%M%S").timestamp()
+            wall = path.stat().st_mtime - stamp
+        steps = SNAKEMAKE_STEPS.findall(text)
+        done, total = (int(v) for v in steps[-1]) if steps else (0, 0)
+        runs.append({"log": path.name, "wall": wall, "done": done, "total": total})
+    return runs
+
+
+def report_wall_clock(args, table: Table) -> None:
+    runs = [r for r in snakemake_runs(args.snakemake_dir) if r["done"] > 0]
+    if runs:
+        last = runs[-1]
+        biggest = max(reversed(runs), key=lambda r: r["done"])  # the latest of the largest
+        for name, run in (("wall_clock_last_run", last), ("wall_clock_largest_run", biggest)):
+            table.note(
+                "e2e",
+                f"quantity={name} value={run['wall']:.1f} unit=s "
+                f"steps={run['done']}/{run['total']} source={run['log']}",
+            )
+            if last is biggest:
+                break
+        return
+    files = [p for p in args.log_dir.glob("**/*") if p.is_file()]
+    if len(files) > 1:  # job logs only: from the end of the first job to the end of the last
+        mtimes = [p.stat().st_mtime for p in files]
+        table.note(
+            "e2e",
+            f"quantity=wall_clock_last_run value={max(mtimes) - min(mtimes):.1f} unit=s "
+            "source=logs_mtime_span(lower_bound)",
+        )
+        return
+    table.note("e2e", "quantity=wall_clock_last_run status=not_found")
+
+
+def bench_e2e(args, table: Table) -> None:
+    """Section 4: the last Snakemake run, from its benchmark files."""
+    rows = read_benchmarks(args.bench_dir)
+    if not rows:
+        table.note("e2e", f"status=no_benchmark_files dir={args.bench_dir}")
+        return
+    seconds = [as_float(r.get("s")) for _, r in rows]
+    table.note(
+        "e2e",
+        f"quantity=summed_job_seconds value={np.nansum(seconds):.1f} unit=s jobs={len(rows)}",
+    )
+    by_rule: dict[str, list[float]] = {}
+    for (path, _), sec in zip(rows, seconds, strict=True):
+        by_rule.setdefault(path.relative_to(args.bench_dir).parts[0], []).append(sec)
+    for rule, secs in sorted(by_rule.items()):
+        if len(by_rule) > 1:
+            table.note(
+                "e2e",
+                f"quantity=summed_job_seconds rule={rule} value={np.nansum(secs):.1f} unit=s "
+                f"jobs={len(secs)}",
+            )
+    rss = [
+        as_float(r.get("max_rss"))
+        for path, r in rows
+        if "train" in str(path.relative_to(args.bench_dir))
+        and WIDTH_64.search(str(path.relative_to(args.bench_dir)))
+    ]
+    rss = [v for v in rss if math.isfinite(v)]
+    if rss:
+        peak = max(rss)
+        table.note(
+            "e2e",
+            f"quantity=max_rss_train_m64 value={peak:.1f} unit=MB jobs={len(rss)} "
+            f"target_mb={RSS_TARGET_MB:.0f} met={'yes' if peak < RSS_TARGET_MB else 'no'}",
+        )
+    else:
+        table.note("e2e", "quantity=max_rss_train_m64 status=no_train_jobs_at_m64")
+    report_wall_clock(args, table)
+
+
+# ---------------------------------------------------------------------------- main
+def int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run: fewer repeats and sizes")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="training-step lines: auto = cpu, plus cuda when available",
+    )
+    p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    p.add_argument("--out", type=Path, default=Path("results/benchmarks/bench.tsv"))
+    p.add_argument("--widths", type=int_list, help="training-step widths (default 8,16,32,64)")
+    p.add_argument("--batch", type=int, default=512, help="sequences per training step")
+    p.add_argument("--T", type=int, default=100, help="sequence length")
+    p.add_argument("--repeats", type=int, help="timed repeats per measurement")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
+    p.add_argument("--sweep-widths", type=int_list, help="default 8,64")
+    p.add_argument("--sweep-betas", type=int, help="first betas of the grid (default all 22)")
+    p.add_argument("--sweep-draws", type=int, help="draws per beta (default 30)")
+    p.add_argument("--sweep-n", type=int, help="test sequences (default 2048)")
+    p.add_argument(
+        "--ref-sweep-betas",
+        type=int,
+        help="betas for the sweep against the float64 baseline one by one (default 4; 0 skips)",
+    )
+    p.add_argument("--sweep-train-steps", type=int, help="training steps of the swept student")
+    p.add_argument("--scaling-T", type=int_list, help="default 100,200,400")
+    p.add_argument("--scaling-m", type=int_list, help="default 8,16,32,64")
+    p.add_argument("--scaling-fixed-m", type=int, default=32, help="m while T varies")
+    p.add_argument("--scaling-repeats", type=int, help="timed repeats per scaling point")
+    p.add_argument("--rss-steps", type=int, help="training steps of the RSS job (default 100)")
+    p.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--bench-dir", type=Path, default=Path("benchmarks"))
+    p.add_argument("--log-dir", type=Path, default=Path("logs"))
+    p.add_argument("--snakemake-dir", type=Path, default=Path(".snakemake"))
+    args = p.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "widths": [8, 64] if quick else [8, 16, 32, 64],
+        "repeats": 3 if quick else 9,
+        "sweep_widths": [8] if quick else [8, 64],
+        "sweep_betas": 4 if quick else len(beta_grid()),
+        "sweep_draws": 8 if quick else 30,
+        "ref_sweep_betas": 2 if quick else 4,
+        "sweep_n": 256 if quick else 2048,
+        "sweep_train_steps": 10 if quick else 100,
+        "scaling_T": [100, 200] if quick else [100, 200, 400],
+        "scaling_m": [8, 32] if quick else [8, 16, 32, 64],
+        "scaling_repeats": 2 if quick else 5,
+        "rss_steps": 10 if quick else 100,
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.sections = [s for s in args.sections.split(",") if s]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.rss_child:
+        rss_child(args)
+        return 0
+    cuda = torch.cuda.is_available()
+    if args.device == "cuda" and not cuda:
+        print("--device cuda: CUDA is not available", file=sys.stderr)
+        return 2
+    devices = {"auto": ["cpu", "cuda"] if cuda else ["cpu"], "cpu": ["cpu"], "cuda": ["cuda"]}
+    devices = [torch.device(d) for d in devices[args.device]]
+    gpu = torch.cuda.get_device_name(0).replace(" ", "_") if cuda else "none"
+    print(
+        f"env torch={torch.__version__} threads={torch.get_num_threads()} "
+        f"devices={','.join(d.type for d in devices)} gpu={gpu} cuda_available={cuda} "
+        f"python={platform.python_version()} quick={args.quick}",
+        flush=True,
+    )
+    table = Table()
+    if "train" in args.sections:
+        for device in devices:
+            bench_train_steps(args, table, device)
+    if "sweep" in args.sections:
+        bench_sweep(args, table)
+    if "scaling" in args.sections:
+        bench_scaling(args, table, devices[0])
+    if "rss" in args.sections:
+        bench_rss(args, table)
+    if "e2e" in args.sections:
+        bench_e2e(args, table)
+    table.write(args.out)
+    print(f"wrote {args.out}", flush=True)
+    if table.failed:
+        print(f"{len(table.failed)} equivalence check(s) FAILED", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
