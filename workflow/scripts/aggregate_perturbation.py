@@ -7,9 +7,10 @@ sys.stderr = open(snakemake.log[0], "w")
 import pandas as pd
 
 from curse_memory.analysis import crossing_table, radius_table
+from curse_memory.tables import read_table
 
 sm = snakemake
-table = pd.concat([pd.read_csv(p, sep="\t") for p in sm.input.tables], ignore_index=True)
+table = pd.concat([read_table(p) for p in sm.input.tables], ignore_index=True)
 radius_table(table).to_csv(sm.output.radius, sep="\t", index=False)
 crossing_table(table).to_csv(sm.output.crossings, sep="\t", index=False)
 table.drop(columns="tau").to_csv(sm.output.perturbation, sep="\t", index=False)

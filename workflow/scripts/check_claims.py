@@ -4,12 +4,12 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import pandas as pd
 
 from curse_memory.analysis import claims_table
+from curse_memory.tables import read_table
 
 sm = snakemake
-read = {name: pd.read_csv(path, sep="\t") for name, path in sm.input.items()}
+read = {name: read_table(path) for name, path in sm.input.items()}
 claims, slopes = claims_table(
     read["training"],
     read["radius"],

@@ -20,7 +20,8 @@ if sm.rule == "estimate_student_memory":  # a trained student, evaluated in floa
     kind, target = "student", w.target
     subject = f"{w.target}/{w.structure}/{w.param}/{w.activation}/w{w.width}/s{w.seed}"
     trained, _ = load_student(sm.input.model)
-    config = StudentConfig(**(vars(trained.config) | {"dtype": "float64"}))
+    # float64 and the time loop: the horizon is long (the convolution path is O(T^2))
+    config = StudentConfig(**(vars(trained.config) | {"dtype": "float64", "fast_linear": False}))
     model = StudentRNN(config)
     model.load_state_dict({k: v.double() for k, v in trained.state_dict().items()})
     d, dt, analytic = config.d_in, config.dt, None

@@ -271,21 +271,31 @@ def claims_table(
                 _flat(row, flat),
             )
 
-    students = memory_fit[memory_fit["kind"] == "student"]
-    n_exp = int((students["decay"] == "exponential").sum())
-    others = students.loc[students["decay"] != "exponential", "subject"].tolist()
-    add(
-        "4",
-        "every trained student",
-        "memory fits exponential better than polynomial",
-        f"{n_exp}/{len(students)} exponential"
-        + (
-            f"; not: {', '.join(others[:4])}" + (" ..." if len(others) > 4 else "")
-            if others
-            else ""
-        ),
-        bool(len(students)) and n_exp == len(students),
-    )
+    students = memory_fit[memory_fit["kind"] == "student"].copy()
+    parts = students["subject"].str.split("/", expand=True)
+    students["family"] = parts[0] + "/" + parts[1] + "/" + parts[2] + "/" + parts[3]
+    eig = training.assign(
+        subject=training[MODEL]
+        .astype(str)
+        .agg("/".join, axis=1)
+        .str.replace(r"/(\d+)/(\d+)$", r"/w\1/s\2", regex=True)
+    ).set_index("subject")["min_eig"]
+    for family, g in students.groupby("family", sort=True):
+        n_exp = int((g["decay"] == "exponential").sum())
+        verdicts = g.loc[g["decay"] != "exponential", "decay"].value_counts()
+        zero = int((eig.reindex(g["subject"]) <= 0).sum())
+        measured = f"{n_exp}/{len(g)} exponential"
+        if len(verdicts):
+            measured += "; " + ", ".join(f"{n} {v}" for v, n in verdicts.items())
+        if zero:
+            measured += f"; {zero} with a zero eigenvalue (a dead relu unit)"
+        add(
+            "4",
+            f"{family} students",
+            "memory fits exponential better than polynomial",
+            measured,
+            n_exp == len(g),
+        )
     for _, fit in memory_fit[memory_fit["kind"] == "target"].iterrows():
         want = {
             "pol": "polynomial",

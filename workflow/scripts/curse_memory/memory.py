@@ -52,8 +52,9 @@ def decay_fit(t: np.ndarray, memory: np.ndarray, t_min: float = 0.0, floor: floa
 
     Uses the points with t >= t_min and M above ``floor`` times its maximum (the rest is
     round-off). Returns both rates, both fit qualities (R^2), the number of points and the
-    better model as ``decay`` ("exponential", "polynomial", or "undetermined" with fewer
-    than 3 points).
+    better model as ``decay``: "exponential" or "polynomial"; "non-decaying" when the better
+    fit falls by less than a factor 2 over the whole window (a memory that does not fade,
+    e.g. a student with a zero eigenvalue); "undetermined" with fewer than 3 points.
     """
     t, memory = np.asarray(t, float), np.asarray(memory, float)
     finite = np.isfinite(memory)
@@ -71,5 +72,11 @@ def decay_fit(t: np.ndarray, memory: np.ndarray, t_min: float = 0.0, floor: floa
         result[f"rate_{name}"] = float(-slope)
         result[f"fit_{name}"] = float(1 - (residual**2).sum() / spread) if spread > 0 else 1.0
     better = result["fit_exp"] >= result["fit_pol"]
-    result["decay"] = "exponential" if better else "polynomial"
+    t0, t1 = t[keep].min(), t[keep].max()
+    if better:
+        result["decay"], fall = "exponential", result["rate_exp"] * (t1 - t0)
+    else:
+        result["decay"], fall = "polynomial", result["rate_pol"] * np.log((1 + t1) / (1 + t0))
+    if fall < math.log(2):
+        result["decay"] = "non-decaying"
     return result

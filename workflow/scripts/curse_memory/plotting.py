@@ -29,6 +29,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
+from .tables import clean, read_table  # noqa: E402, F401
+
 DPI = 200
 PARAM_ORDER = ("direct", "exp", "softplus", "best")
 ACTIVATION_ORDER = ("linear", "tanh", "hardtanh")
@@ -39,19 +41,6 @@ PARAM_COLORS = {"direct": "#d55e00", "exp": "#0173b2", "softplus": "#029e73", "b
 CYCLE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#949494", "#56b4e9")
 STYLES = (("o", "-"), ("s", "--"), ("D", ":"), ("v", "-."), ("P", "-"), ("X", "--"))
 WIDTH_PALETTE = "crest"
-STR_COLUMNS = (
-    "target",
-    "structure",
-    "param",
-    "activation",
-    "norm",
-    "status",
-    "subject",
-    "kind",
-    "stop_reason",
-    "decay",
-)
-BOOL_COLUMNS = ("censored", "monotone_ok")
 RC = {
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans"],
@@ -94,30 +83,6 @@ def save_figure(fig: plt.Figure, png_path: str | Path, pdf_path: str | Path) -> 
 
 
 # ----------------------------------------------------------------------------- tables
-
-
-def clean(df: pd.DataFrame) -> pd.DataFrame:
-    """Normalise a result table: label columns as str (a column holding only the norm
-    "inf" is parsed as a float by pandas), booleans as bool, numbers stored as text as
-    numbers (other columns are left alone)."""
-    df = df.copy()
-    for col in df.columns:
-        if col in STR_COLUMNS:
-            df[col] = ["inf" if isinstance(v, float) and math.isinf(v) else str(v) for v in df[col]]
-        elif col in BOOL_COLUMNS:
-            df[col] = df[col].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
-        elif not pd.api.types.is_numeric_dtype(df[col]):  # numbers stored as text
-            num = pd.to_numeric(df[col], errors="coerce")
-            if num.notna().sum() == df[col].notna().sum():
-                df[col] = num
-    return df
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a tab-separated result table ("inf" as float inf, label columns as str)."""
-    head = pd.read_csv(path, sep="\t", nrows=0)
-    dtype = {c: str for c in head.columns if c in STR_COLUMNS}
-    return clean(pd.read_csv(path, sep="\t", dtype=dtype, keep_default_na=True))
 
 
 def ordered(values: Iterable, order: Sequence = ()) -> list:

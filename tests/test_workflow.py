@@ -1,0 +1,290 @@
+"""The Snakemake workflow end to end: DAG sizes, the tiny config, report, figure rebuilds,
+determinism, resume after an interruption, and config validation."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = "tests/config/tiny.yaml"
+COPIED = ["Snakefile", "profiles", "workflow", "config", "envs", "tests/config", "Makefile"]
+COPIED += ["requirements.txt"]
+TABLE_COLUMNS = {
+    "training": ["target", "structure", "param", "activation", "width", "seed", "steps"]
+    + ["train_loss", "val_loss", "test_loss", "min_eig", "monotone_ok", "wall_s"],
+    "perturbation": ["target", "structure", "param", "activation", "width", "seed", "beta"]
+    + ["error", "n_diverged"],
+    "stability_radius": ["target", "structure", "param", "activation", "width", "seed"]
+    + ["tau", "beta_star"],
+    "memory": ["subject", "kind", "t", "memory"],
+    "memory_fit": ["subject", "kind", "decay", "rate_exp", "rate_pol", "fit_exp", "fit_pol"],
+    "claims": ["claim", "setting", "expected", "measured", "holds"],
+    "crossings": ["width_narrow", "width", "beta_cross", "status"],
+    "history": ["step", "train_loss", "val_loss", "lr", "min_eig"],
+    "slopes": ["measure", "slope", "ci_low", "ci_high"],
+}
+TIMINGS = {"training": ["wall_s"]}  # columns that measure time, not results
+
+
+def copy_workflow(dst: Path) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_symlink():
+            (dst / name).symlink_to(os.readlink(src))
+        elif src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
+    return dst
+
+
+def snakemake(cwd: Path, *args: str, timeout: int = 900, check: bool = True):
+    """Run the workflow's snakemake in ``cwd``; targets go before the options."""
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ | {"CURSE_MEMORY_DEVICE": "cpu"},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path, sep="\t")
+    return table.drop(columns=TIMINGS.get(path.stem, []))
+
+
+def load_config(path: Path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def expected_students(config: dict) -> int:
+    s = config["students"]
+    n = len(config["targets"]) * len(config["seeds"]) * len(s["widths"])
+    return n * len(s["structures"]) * len(s["parameterisations"]) * len(s["activations"])
+
+
+def expected_jobs(config: dict) -> int:
+    """Job count of a full run, from the grid sizes."""
+    n_targets, n_seeds = len(config["targets"]), len(config["seeds"])
+    n_students = expected_students(config)
+    per_student = 3  # train, perturbation, memory
+    aggregates, plots = 4, 4 + n_targets  # + one perturbation figure per target
+    return n_targets * n_seeds + per_student * n_students + n_targets + aggregates + plots + 2
+
+
+# ---------------------------------------------------------------------------- DAGs
+@pytest.fixture(scope="module")
+def fresh_copy(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("dag"))
+
+
+@pytest.mark.parametrize(
+    "configfile", ["config/config.yaml", "config/paper.yaml", "config/study.yaml", TINY]
+)
+def test_dry_run_resolves_the_whole_grid(fresh_copy, configfile):
+    proc = snakemake(fresh_copy, "-n", "--configfile", configfile, timeout=300)
+    total = re.search(r"^total\s+(\d+)", proc.stdout, re.MULTILINE)
+    assert total, proc.stdout[-2000:]
+    assert int(total.group(1)) == expected_jobs(load_config(ROOT / configfile))
+
+
+def test_plain_snakemake_uses_the_default_config_and_profile(fresh_copy):
+    proc = snakemake(fresh_copy, "-n", timeout=300)
+    assert "profiles/default" in proc.stdout + proc.stderr
+    total = int(re.search(r"^total\s+(\d+)", proc.stdout, re.MULTILINE).group(1))
+    assert total == expected_jobs(load_config(ROOT / "config/config.yaml")) == 112
+
+
+# ---------------------------------------------------------------------------- tiny run
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = copy_workflow(tmp_path_factory.mktemp("tiny"))
+    start = time.perf_counter()
+    snakemake(work, "--configfile", TINY)
+    print(f"tiny run: {time.perf_counter() - start:.1f} s")
+    return work
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_every_table_with_its_columns(tiny_run):
+    config = load_config(ROOT / TINY)
+    n_students = expected_students(config)
+    n_betas = config["perturbation"]["n_betas"] + 1
+    for name, columns in TABLE_COLUMNS.items():
+        table = pd.read_csv(tiny_run / "results/tables" / f"{name}.tsv", sep="\t")
+        assert set(columns) <= set(table.columns), (name, table.columns)
+        assert len(table) > 0, name
+    tables = tiny_run / "results/tables"
+    assert len(pd.read_csv(tables / "training.tsv", sep="\t")) == n_students
+    assert len(pd.read_csv(tables / "perturbation.tsv", sep="\t")) == n_students * n_betas
+    assert len(pd.read_csv(tables / "stability_radius.tsv", sep="\t")) == n_students
+    fits = pd.read_csv(tables / "memory_fit.tsv", sep="\t")
+    assert (fits["kind"] == "student").sum() == n_students
+    assert (fits["kind"] == "target").sum() == len(config["targets"])
+    claims = pd.read_csv(tables / "claims.tsv", sep="\t")
+    assert set(claims["holds"]) <= {"true", "false", "n/a"}
+    for name in (
+        "target_memory",
+        "stability_radius",
+        "student_memory",
+        "training",
+        "perturbation_pol",
+    ):
+        for ext in ("png", "pdf"):
+            assert (tiny_run / "results/figures" / f"{name}.{ext}").stat().st_size > 1000
+    assert list((tiny_run / "logs/train_student").rglob("*.log"))
+    assert list((tiny_run / "benchmarks/train_student").rglob("*.tsv"))
+
+
+@pytest.mark.slow
+def test_report_builds(tiny_run):
+    snakemake(tiny_run, "--configfile", TINY, "--report", "results/report.html")
+    html = (tiny_run / "results/report.html").read_text(errors="replace")
+    assert len(html) > 10_000 and "Claims" in html
+
+
+@pytest.mark.slow
+def test_figure_rebuild_is_byte_identical_and_trains_nothing(tiny_run):
+    figures = sorted((tiny_run / "results/figures").iterdir())
+    before = {p.name: p.read_bytes() for p in figures}
+    models = {p: p.stat().st_mtime_ns for p in (tiny_run / "results/students").rglob("model.pt")}
+    shutil.rmtree(tiny_run / "results/figures")
+    proc = subprocess.run(
+        ["make", "figures", f"VENV={BIN.parent}", f"CONFIG={TINY}"],
+        cwd=tiny_run,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    after = {p.name: p.read_bytes() for p in sorted((tiny_run / "results/figures").iterdir())}
+    assert after.keys() == before.keys()
+    assert [n for n in before if before[n] != after[n]] == []
+    assert {p: p.stat().st_mtime_ns for p in models} == models
+    assert "rule train_student" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_two_runs_give_identical_tables(tiny_run, tmp_path):
+    other = copy_workflow(tmp_path / "again")
+    snakemake(other, "--configfile", TINY, "results/tables/claims.tsv")
+    for path in sorted((other / "results/tables").glob("*.tsv")):
+        a, b = read_table(path), read_table(tiny_run / "results/tables" / path.name)
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=path.name)
+        if path.stem not in TIMINGS:
+            assert path.read_bytes() == (tiny_run / "results/tables" / path.name).read_bytes()
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_without_redoing_finished_jobs(tmp_path):
+    work = copy_workflow(tmp_path / "resume")
+    cmd = [str(BIN / "snakemake"), "--configfile", TINY, "--cores", "1"]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    models: list[Path] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        models = list((work / "results/students").rglob("model.pt"))
+        if len(models) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    assert len(models) >= 2, "no training job finished within 300 s"
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+        pytest.fail("snakemake did not stop within 120 s of SIGINT")
+    finished = {p: p.stat().st_mtime_ns for p in models if (p.parent / "metrics.json").exists()}
+    assert finished, "no training job had finished its outputs"
+    assert not (work / "results/tables/claims.tsv").exists()
+
+    rerun = snakemake(work, "--configfile", TINY, "--unlock", check=False)
+    rerun = snakemake(work, "--configfile", TINY)
+    assert (work / "results/tables/claims.tsv").exists()
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished
+    log = rerun.stdout + rerun.stderr
+    n_train = expected_students(load_config(ROOT / TINY))
+    assert len(re.findall(r"rule train_student:", log)) == n_train - len(finished)
+
+
+# ---------------------------------------------------------------------------- config
+def _set(config: dict, dotted: str, value) -> dict:
+    config = copy.deepcopy(config)
+    *path, last = dotted.split(".")
+    node = config
+    for key in path:
+        node = node[key]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return config
+
+
+_DELETE = object()
+BAD_CONFIGS = [
+    ("students.parameterisations", ["direct", "relu"], "relu"),
+    ("students.widths", [0, 8], "widths"),
+    ("data.dt", -1.0, "dt"),
+    ("perturbation.beta_step", 0.0, "beta_step"),
+    ("perturbation.beta_min", -0.001, "beta_min"),
+    ("students", _DELETE, "students"),
+    ("train.steps", "many", "steps"),
+    ("targets.pol.kernel", "gauss", "kernel"),
+    ("targets.pol.kernel_params", {"s": 0.1, "q": 1.1}, "kernel_params"),
+    ("train.stpes", 10, "stpes"),
+    ("students.activations", ["relu"], "activations"),
+    ("students.structures", ["circulant"], "structures"),
+    ("students.eig_init", [0.2, 2.5], "eig_init"),
+    ("perturbation.norms", ["l1"], "norms"),
+    ("seeds", [], "seeds"),
+    ("targets.pol.kind", "transformer", "kind"),
+]
+
+
+@pytest.mark.parametrize("key,value,named", BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
+def test_bad_config_fails_at_validation_naming_the_key(tmp_path, key, value, named):
+    config = _set(load_config(ROOT / "config/config.yaml"), key, value)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = snakemake(ROOT, "-n", "--configfile", str(path), check=False, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "validating config" in out or "config " in out, out[-2000:]
+    assert named in out, out[-2000:]
+    assert "Job stats" not in out  # nothing was scheduled
+
+
+def test_best_with_unreachable_init_is_rejected(tmp_path):
+    config = load_config(ROOT / "config/config.yaml")
+    config["students"]["parameterisations"] = ["best"]
+    config["students"]["eps"] = 1.5
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = snakemake(ROOT, "-n", "--configfile", str(path), check=False, timeout=120)
+    assert proc.returncode != 0 and "students.eps" in proc.stdout + proc.stderr
