@@ -7,7 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake
 CONFIG ?= config/config.yaml
+# working directory of a run: results/, logs/ and benchmarks/ are created inside it, so
+# the study and the paper grid never overwrite the default run
+WORKDIR ?= .
 CORES ?= all
+SM = $(abspath $(SNAKEMAKE)) --directory $(WORKDIR) --configfile $(abspath $(CONFIG)) --cores $(CORES)
+PLOT_RULES := plot_target_memory plot_perturbation plot_stability_radius plot_student_memory
+PLOT_RULES += plot_training plot_sensitivity
 
 .PHONY: setup run test test-fast lint bench figures docs-figures study paper dryrun clean help
 
@@ -23,9 +29,10 @@ $(STAMP): requirements.txt
 setup: $(STAMP)  ## create or refresh .venv with the pinned dependencies
 
 run: setup  ## run the default pipeline, build the report, print the claims table
-	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES)
-	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES) --report results/report.html
-	@echo; echo "== claims (results/tables/claims.tsv) =="; column -t -s $$'\t' results/tables/claims.tsv
+	$(SM)
+	$(SM) --report results/report.html
+	@echo; echo "== claims ($(WORKDIR)/results/tables/claims.tsv) =="
+	@column -t -s $$'\t' $(WORKDIR)/results/tables/claims.tsv
 
 test: setup lint  ## lint, then the full test suite (unit, workflow, SLURM)
 	$(BIN)/pytest
@@ -43,17 +50,19 @@ bench: setup  ## speed benchmark, ratios side by side (results/benchmarks/bench.
 	PYTHONPATH=workflow/scripts $(BIN)/python workflow/scripts/benchmark.py
 
 figures: setup  ## re-render every figure and the report from the tables alone
-	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES) figures
-	$(SNAKEMAKE) --configfile $(CONFIG) --cores $(CORES) --report results/report.html
+	$(SM) figures --allowed-rules $(PLOT_RULES) figures --forcerun $(PLOT_RULES)
+	$(SM) --report results/report.html
 
 study: CONFIG = config/study.yaml
-study: run  ## the sensitivity study (about two hours on 2 cores)
+study: WORKDIR = results/study
+study: run  ## the sensitivity study in results/study (one to two hours on 2 cores)
 
 paper: CONFIG = config/paper.yaml
-paper: run  ## the paper's full grid (for a GPU or a cluster)
+paper: WORKDIR = results/paper
+paper: run  ## the paper's full grid in results/paper (for a GPU or a cluster)
 
-dryrun: setup  ## resolve the DAG of the default config without running it
-	$(SNAKEMAKE) --configfile $(CONFIG) -n --quiet rules
+dryrun: setup  ## resolve the DAG of a config without running it
+	$(SM) -n --quiet rules
 
 clean:  ## remove results, logs and benchmarks (not the environment)
 	rm -rf results/*/ results/report.html logs benchmarks .snakemake

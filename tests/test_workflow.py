@@ -91,8 +91,8 @@ def expected_jobs(config: dict) -> int:
     n_targets, n_seeds = len(config["targets"]), len(config["seeds"])
     n_students = expected_students(config)
     per_student = 3  # train, perturbation, memory
-    aggregates, plots = 4, 4 + n_targets  # + one perturbation figure per target
-    return n_targets * n_seeds + per_student * n_students + n_targets + aggregates + plots + 2
+    aggregates, plots = 4, 5 + n_targets  # + one perturbation figure per target
+    return n_targets * n_seeds + per_student * n_students + n_targets + aggregates + plots + 1
 
 
 # ---------------------------------------------------------------------------- DAGs

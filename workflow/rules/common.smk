@@ -3,7 +3,6 @@ from itertools import product
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -99,7 +98,11 @@ def train_settings(wildcards):
 
 
 def monotone_factor(wildcards):
-    return config["train"]["monotone_factor"] if config["train"]["width_monotone"] else None
+    return (
+        config["train"]["monotone_factor"]
+        if config["train"]["width_monotone"]
+        else None
+    )
 
 
 def previous_width_metrics(wildcards):
@@ -113,13 +116,19 @@ def previous_width_metrics(wildcards):
 
 
 def figure_names():
-    return ["target_memory", "stability_radius", "student_memory", "training"] + [
-        f"perturbation_{t}" for t in TARGETS
-    ]
+    return [
+        "target_memory",
+        "stability_radius",
+        "student_memory",
+        "training",
+        "sensitivity",
+    ] + [f"perturbation_{t}" for t in TARGETS]
 
 
 def figure_files():
-    return [f"results/figures/{n}.{ext}" for n in figure_names() for ext in ("png", "pdf")]
+    return [
+        f"results/figures/{n}.{ext}" for n in figure_names() for ext in ("png", "pdf")
+    ]
 
 
 def get_final_output():

@@ -97,3 +97,22 @@ rule plot_training:
 rule figures:
     input:
         figure_files(),
+
+
+rule plot_sensitivity:
+    input:
+        slopes="results/tables/slopes.tsv",
+    output:
+        png=report(
+            "results/figures/sensitivity.png",
+            caption="../report/sensitivity.rst",
+            category="Perturbation stability",
+            labels={"target": "slopes"},
+        ),
+        pdf="results/figures/sensitivity.pdf",
+    log:
+        "logs/plot/sensitivity.log",
+    conda:
+        "../../envs/plot.yaml"
+    script:
+        "../scripts/plot_sensitivity.py"

@@ -6,14 +6,14 @@ rule estimate_target_memory:
         fit="results/memory/targets/{target}_fit.tsv",
     log:
         "logs/estimate_target_memory/{target}.log",
-    params:
-        memory=lookup(dpath="memory", within=config),
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        memory=lookup(dpath="memory", within=config),
     script:
         "../scripts/estimate_memory.py"
 
@@ -26,13 +26,13 @@ rule estimate_student_memory:
         fit="results/memory/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}_fit.tsv",
     log:
         "logs/estimate_student_memory/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.log",
-    params:
-        memory=lookup(dpath="memory", within=config),
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        memory=lookup(dpath="memory", within=config),
     script:
         "../scripts/estimate_memory.py"

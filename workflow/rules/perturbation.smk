@@ -8,13 +8,13 @@ rule evaluate_perturbation:
         "logs/evaluate_perturbation/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.log",
     benchmark:
         "benchmarks/evaluate_perturbation/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv"
-    params:
-        perturbation=lookup(dpath="perturbation", within=config),
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        perturbation=lookup(dpath="perturbation", within=config),
     script:
         "../scripts/evaluate_perturbation.py"

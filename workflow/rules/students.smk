@@ -10,15 +10,15 @@ rule train_student:
         "logs/train_student/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.log",
     benchmark:
         "benchmarks/train_student/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv"
-    params:
-        student=student_config,
-        train=train_settings,
-        monotone_factor=monotone_factor,
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=1500,
         runtime=60,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        student=student_config,
+        train=train_settings,
+        monotone_factor=monotone_factor,
     script:
         "../scripts/train_student.py"

@@ -11,10 +11,10 @@ rule aggregate_training:
         history="results/tables/history.tsv",
     log:
         "logs/aggregate_training.log",
-    params:
-        students=student_grid(),
     conda:
         "../../envs/torch.yaml"
+    params:
+        students=student_grid(),
     script:
         "../scripts/aggregate_training.py"
 
@@ -73,10 +73,10 @@ rule check_claims:
         slopes="results/tables/slopes.tsv",
     log:
         "logs/check_claims.log",
+    conda:
+        "../../envs/torch.yaml"
     params:
         targets=lookup(dpath="targets", within=config),
         thresholds=lookup(dpath="claims", within=config),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/check_claims.py"

@@ -5,14 +5,14 @@ rule synthesize_target:
         "logs/synthesize_target/{target}/s{seed}.log",
     benchmark:
         "benchmarks/synthesize_target/{target}/s{seed}.tsv"
-    params:
-        spec=target_spec,
-        sizes=split_sizes,
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        spec=target_spec,
+        sizes=split_sizes,
     script:
         "../scripts/synthesize_target.py"

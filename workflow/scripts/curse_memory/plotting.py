@@ -599,3 +599,56 @@ def training(history_df: pd.DataFrame, training_df: pd.DataFrame) -> plt.Figure:
         _loss_curves(top, hist, targets, params, act_ls)
     _final_losses(bottom, train, targets, act_ls)
     return fig
+
+
+# -------------------------------------------------------------------- 6. sensitivity
+
+
+def sensitivity(slopes_df: pd.DataFrame) -> plt.Figure:
+    """Slopes of log beta vs log m (95% CI) for both stability measures, one row of points
+    per target / structure / norm / activation, hue = parameterisation: how the curse's
+    signature (a negative crossing slope on pol with direct) depends on each confounder."""
+    apply_style()
+    df = clean(slopes_df)
+    if df.empty:
+        return _empty_figure("sensitivity: no data")
+    df["setting"] = df["target"] + " · " + df["structure"] + " · " + df["norm"] + " · "
+    df["setting"] += df["activation"]
+    settings = sorted(
+        df["setting"].unique(), key=lambda s: [ordered([s.split(" · ")[0]], TARGET_ORDER), s]
+    )
+    params = ordered(df["param"], PARAM_ORDER)
+    fig, axes = plt.subplots(
+        1, 2, figsize=(8.6, 1.2 + 0.32 * len(settings)), sharey=True, layout="constrained"
+    )
+    offsets = np.linspace(-0.2, 0.2, len(params)) if len(params) > 1 else [0.0]
+    for ax, measure in zip(axes, ("crossing", "blowup"), strict=True):
+        for off, param in zip(offsets, params, strict=True):
+            sub = df[(df["measure"] == measure) & (df["param"] == param)]
+            y = np.array([settings.index(s) for s in sub["setting"]]) + off
+            lo = (sub["slope"] - sub["ci_low"]).to_numpy()
+            hi = (sub["ci_high"] - sub["slope"]).to_numpy()
+            ax.errorbar(
+                sub["slope"],
+                y,
+                xerr=[np.nan_to_num(lo), np.nan_to_num(hi)],
+                ls="",
+                marker="o",
+                ms=4,
+                color=PARAM_COLORS.get(param, "0.3"),
+                label=param,
+                capsize=2,
+            )
+        ax.axvline(0, color="0.5", lw=0.8, ls=":")
+        ax.set_title({"crossing": "crossing points", "blowup": "blow-up radius"}[measure])
+        ax.set_xlabel(r"slope of $\log\beta$ vs $\log m$")
+    axes[0].set_yticks(range(len(settings)), settings)
+    axes[0].invert_yaxis()
+    handles = [
+        Line2D([], [], color=PARAM_COLORS.get(p, "0.3"), marker="o", ls="", label=p) for p in params
+    ]
+    fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    fig.suptitle(
+        "how fast stability shrinks with width (95% CI; censored at the grid max)", fontsize=10
+    )
+    return fig
