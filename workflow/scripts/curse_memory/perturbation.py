@@ -58,20 +58,42 @@ def batched_mse(
     x: Tensor,
     y: Tensor,
     cfg: StudentConfig,
-    max_elements: int = 2**25,
+    max_elements: int | None = None,
 ) -> Tensor:
-    """Test MSE of each copy (r,) of raw parameters, chunked over sequences.
+    """Test MSE of each copy (r,) of raw parameters, chunked over copies and sequences.
 
     Unbatched parameters count as one copy. Non-finite errors (a diverging copy) are inf.
+    One pass holds at most ``max_elements`` values of its largest tensor, the states
+    (copies, b, t, m) of the time loop or the outputs (copies, b, t, o) of the linear
+    convolution; it takes as few copies as fill that with all n sequences, else one copy
+    and fewer sequences. On the CPU the default (2**21 values, 8 MB in float32) keeps a
+    step's tensors in the L2 cache: larger passes fall out of it and, past glibc's 32 MB
+    mmap threshold, are page-faulted in afresh every time. At equal size, a pass over
+    one copy beats one over many copies with fewer sequences (a single matrix product
+    per step instead of a batch of thin ones). On a GPU the default is 2**26.
     """
-    r = params["U"].shape[0] if params["U"].dim() == 3 else 1
+    if max_elements is None:
+        max_elements = 2**26 if x.is_cuda else 2**21
+    batched = params["U"].dim() == 3
+    r = params["U"].shape[0] if batched else 1
     n, T, _ = x.shape
-    chunk = max(1, min(n, max_elements // max(1, r * T * cfg.width)))
+    convolution = cfg.activation == "linear" and cfg.fast_linear
+    pairs = max(1, max_elements // (T * (cfg.d_out if convolution else cfg.width)))
+    group = max(1, min(r, pairs // n))  # copies per pass
+    chunk = max(1, min(n, pairs // group))  # sequences per pass
     total = torch.zeros(r, dtype=torch.float64, device=x.device)
-    for lo in range(0, n, chunk):
-        yhat = student_forward(params, x[lo : lo + chunk], cfg, raw=True)  # (r, b, t, o)
-        err = (yhat - y[lo : lo + chunk].to(yhat.dtype)).pow(2)
-        total += err.reshape(r, -1).sum(1).to(torch.float64)
+    for first in range(0, r, group):
+        if not batched:
+            copies = params
+        elif group == 1:  # unbatched form: one matrix product per step
+            copies = {k: v[first] for k, v in params.items()}
+        else:
+            copies = {k: v[first : first + group] for k, v in params.items()}
+        size = min(group, r - first)
+        for lo in range(0, n, chunk):
+            yhat = student_forward(copies, x[lo : lo + chunk], cfg, raw=True)  # ([g,] b, t, o)
+            err = (yhat - y[lo : lo + chunk].to(yhat.dtype)).pow(2)
+            total[first : first + size] += err.reshape(size, -1).sum(1).to(torch.float64)
     mse = total / y.numel()
     return torch.where(torch.isfinite(mse), mse, torch.full_like(mse, math.inf))
 
