@@ -20,12 +20,18 @@ Sections:
    the whole sequence, then per step a slice ``z[:, i:i+1, :]`` of it, A applied as three
    operations (h @ P, * f(w), @ P^T), the states appended to a list and ``torch.cat``-ed,
    the readout on the concatenated states; float64.
-2. ``sweep``: a perturbation sweep of a briefly trained student, all draws of a beta in
-   one batched pass (``batched=True``) against the same draws one by one.
+2. ``sweep``: a perturbation sweep of a briefly trained student, ``batched=True``
+   against the same draws one by one (``batched=False``); and, on the first few betas,
+   against the baseline evaluating the same draws one at a time in float64 (the
+   reference's way). The two modes alternate beta by beta, so both see the same load.
 3. ``scaling``: time per training step as T doubles and as m doubles, and the fitted
-   exponents (slope of log time against log T or log m).
-4. ``e2e``: the summed job seconds, the peak memory of the m=64 training jobs and the
+   exponents (slope of log time against log T or log m), ours and the baseline's.
+4. ``rss``: the peak RSS of a training job at m=64, run in a child process.
+5. ``e2e``: the summed job seconds, the peak memory of the m=64 training jobs and the
    wall clock of the last Snakemake run, from its benchmark files and logs.
+
+The machine may be shared: ratios are measured side by side, and ``--clock cpu`` times
+this process's CPU time instead of the elapsed time.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from curse_memory.training import TrainConfig, evaluate, mse, train_student
 SECTIONS = ("train", "sweep", "scaling", "rss", "e2e")
 CHECK_RTOL = 1e-6  # the loss of ours and of the baseline, both in float64
 RSS_TARGET_MB = 1024.0  # peak RSS target of a training job at m=64
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (this process's CPU time)
 
 
 # ---------------------------------------------------------------------------- baseline
@@ -140,10 +147,10 @@ def sync(device: torch.device) -> None:
 def timed(fn, device: torch.device) -> float:
     """Milliseconds of one call of fn."""
     sync(device)
-    start = time.perf_counter()
+    start = CLOCK()
     fn()
     sync(device)
-    return 1e3 * (time.perf_counter() - start)
+    return 1e3 * (CLOCK() - start)
 
 
 def side_by_side(fns: list, repeats: int, warmup: int, device: torch.device) -> list[float]:
@@ -269,36 +276,50 @@ def max_relative(a: np.ndarray, b: np.ndarray, cap: float = math.inf) -> float:
     return float((np.abs(a[both] - b[both]) / np.maximum(np.abs(b[both]), 1e-300)).max())
 
 
-def sweep_errors(student: StudentRNN, data: dict, betas, draws: int, batched: bool):
-    """(milliseconds, all draws' errors) of ``perturbation_sweep``, draws seeded alike."""
-    gen = torch.Generator().manual_seed(7)
-    start = time.perf_counter()
-    rows = perturbation_sweep(
-        student, data["x_test"], data["y_test"], betas, draws, "inf", gen, batched=batched
-    )
-    elapsed = 1e3 * (time.perf_counter() - start)
-    return elapsed, np.array([e for row in rows for e in row["errors"]])
+def sweep_errors(student: StudentRNN, data: dict, beta: float, draws: int, seed: int, batched):
+    """(milliseconds, the draws' errors) of ``perturbation_sweep`` at one beta.
+
+    ``batched`` is True or False (the module's two modes) or "reference": the same draws
+    evaluated one at a time by the float64 baseline, as the reference does it.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    x, y = data["x_test"], data["y_test"]
+    start = CLOCK()
+    if batched == "reference":
+        errors = reference_errors(student, x, y, beta, draws, gen)
+    else:
+        rows = perturbation_sweep(student, x, y, [beta], draws, "inf", gen, batched=batched)
+        errors = rows[0]["errors"]
+    return 1e3 * (CLOCK() - start), errors
 
 
 @torch.no_grad()
-def reference_sweep_errors(student: StudentRNN, data: dict, betas, draws: int):
-    """The same draws evaluated one at a time by the float64 baseline (the reference's
-    approach to the perturbation experiment)."""
+def reference_errors(student: StudentRNN, x: Tensor, y: Tensor, beta, draws, gen) -> list:
     params = {k: v.detach() for k, v in student.raw_params().items()}
     naive = NaiveRNN(student, torch.device("cpu"), evaluation=True)
-    x, y = data["x_test"].double(), data["y_test"].double()
-    gen = torch.Generator().manual_seed(7)
-    start = time.perf_counter()
+    x, y = x.double(), y.double()
+    delta = draw_perturbations(params, beta, draws, "inf", gen) if beta else None
     errors = []
-    for beta in betas:
-        delta = draw_perturbations(params, beta, draws, "inf", gen) if beta else None
-        for i in range(draws if beta else 1):
-            for name, value in params.items():
-                moved = value + delta[name][i] if beta else value
-                getattr(naive, name).copy_(moved.double())
-            error = float(((naive(x) - y) ** 2).mean())
-            errors.append(error if math.isfinite(error) else math.inf)
-    return 1e3 * (time.perf_counter() - start), np.array(errors)
+    for i in range(draws if beta else 1):
+        for name, value in params.items():
+            moved = value + delta[name][i] if beta else value
+            getattr(naive, name).copy_(moved.double())
+        error = float(((naive(x) - y) ** 2).mean())
+        errors.append(error if math.isfinite(error) else math.inf)
+    return errors
+
+
+def sweep_pair(student, data, betas, draws: int, modes) -> tuple[list[float], list[np.ndarray]]:
+    """Total milliseconds and all errors of two modes over the betas, interleaved beta by
+    beta (alternating which goes first) so that both see the same machine load."""
+    times, errors = [0.0, 0.0], [[], []]
+    for i, beta in enumerate(betas):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        for j in order:
+            elapsed, errs = sweep_errors(student, data, beta, draws, 1000 + i, modes[j])
+            times[j] += elapsed
+            errors[j].extend(errs)
+    return times, [np.array(e) for e in errors]
 
 
 def bench_sweep(args, table: Table) -> None:
@@ -311,8 +332,9 @@ def bench_sweep(args, table: Table) -> None:
             student = trained_student(m, activation, data, args.sweep_train_steps)
             path = "conv" if activation == "linear" else "loop"
             betas = beta_grid()[: args.sweep_betas]
-            t_batched, e_batched = sweep_errors(student, data, betas, args.sweep_draws, True)
-            t_seq, e_seq = sweep_errors(student, data, betas, args.sweep_draws, False)
+            times, (e_batched, e_seq) = sweep_pair(
+                student, data, betas, args.sweep_draws, (True, False)
+            )
             same_inf = bool((np.isfinite(e_batched) == np.isfinite(e_seq)).all())
             rel = max_relative(e_batched, e_seq)
             table.check(
@@ -326,14 +348,14 @@ def bench_sweep(args, table: Table) -> None:
                 "sweep",
                 f"act={activation} path={path} m={m} vs=sequential betas={len(betas)} "
                 f"grid={grid} {common} passes={len(e_seq)}",
-                t_batched,
-                t_seq,
+                *times,
             )
             if not args.ref_sweep_betas:
                 continue
             betas = beta_grid()[: args.ref_sweep_betas]
-            t_batched, e_batched = sweep_errors(student, data, betas, args.sweep_draws, True)
-            t_ref, e_ref = reference_sweep_errors(student, data, betas, args.sweep_draws)
+            times, (e_batched, e_ref) = sweep_pair(
+                student, data, betas, args.sweep_draws, (True, "reference")
+            )
             # float32 against float64: compare the errors of the models that stay bounded
             rel = max_relative(e_batched, e_ref, cap=1e3 * float(data["y_var"]))
             table.check(
@@ -344,8 +366,7 @@ def bench_sweep(args, table: Table) -> None:
                 "sweep",
                 f"act={activation} path={path} m={m} vs=reference_float64_one_by_one "
                 f"betas={len(betas)} grid=reduced {common} passes={len(e_ref)}",
-                t_batched,
-                t_ref,
+                *times,
             )
 
 
@@ -540,6 +561,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=("auto", "cpu", "cuda"),
         help="training-step lines: auto = cpu, plus cuda when available",
     )
+    p.add_argument(
+        "--clock",
+        default="wall",
+        choices=("wall", "cpu"),
+        help="wall: elapsed time; cpu: this process's CPU time, robust to other load on "
+        "the machine (CPU devices only)",
+    )
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/bench.tsv"))
     p.add_argument("--widths", type=int_list, help="training-step widths (default 8,16,32,64)")
@@ -598,17 +626,22 @@ def main(argv=None) -> int:
     if args.rss_child:
         rss_child(args)
         return 0
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     cuda = torch.cuda.is_available()
     if args.device == "cuda" and not cuda:
         print("--device cuda: CUDA is not available", file=sys.stderr)
         return 2
     devices = {"auto": ["cpu", "cuda"] if cuda else ["cpu"], "cpu": ["cpu"], "cuda": ["cuda"]}
     devices = [torch.device(d) for d in devices[args.device]]
+    if args.clock == "cpu" and any(d.type == "cuda" for d in devices):
+        print("--clock cpu does not measure GPU time; use --clock wall", file=sys.stderr)
+        return 2
     gpu = torch.cuda.get_device_name(0).replace(" ", "_") if cuda else "none"
     print(
         f"env torch={torch.__version__} threads={torch.get_num_threads()} "
         f"devices={','.join(d.type for d in devices)} gpu={gpu} cuda_available={cuda} "
-        f"python={platform.python_version()} quick={args.quick}",
+        f"python={platform.python_version()} quick={args.quick} clock={args.clock}",
         flush=True,
     )
     table = Table()
