@@ -38,7 +38,7 @@ SCRIPTS = ROOT / "tests" / "slurm"
 PROFILE = "workflow/profiles/slurm"
 TINY = "tests/config/tiny.yaml"
 # What a run needs; "profiles" is the root link to workflow/profiles, where Snakemake finds
-# the default workflow profile (replace-workflow-config, keep-going, ...).
+# the default workflow profile (cores, keep-going, rerun-incomplete, ...).
 COPIED = ["Snakefile", "profiles", "workflow", "config", "envs", "tests/config"]
 TIMINGS = {"training.tsv": ["wall_s"]}  # columns that measure time, not results
 FAIL_SCRIPT = "workflow/scripts/estimate_memory.py"  # used by both memory rules
