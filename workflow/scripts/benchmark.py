@@ -414,7 +414,18 @@ def rss_child(args) -> None:
         student, data, cfg, torch.Generator().manual_seed(0), log=io.StringIO()
     )
     evaluate(student, data["x_test"], data["y_test"])
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across
+    exec, so a child forked from a large parent would report the parent's size."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_rss(args, table: Table) -> None:
