@@ -40,9 +40,6 @@ ACTIVATIONS = config["students"]["activations"]
 WIDTHS = sorted(config["students"]["widths"])
 SEEDS = config["seeds"]
 
-# one path grammar: every factor is one path component, always in this order
-STUDENT = "{target}/{structure}/{param}/{activation}/w{width}/s{seed}"
-
 
 wildcard_constraints:
     target="|".join(map(re.escape, TARGETS)),
@@ -111,18 +108,23 @@ def previous_width_metrics(wildcards):
     if not config["train"]["width_monotone"] or width == WIDTHS[0]:
         return []
     narrower = WIDTHS[WIDTHS.index(width) - 1]
-    path = "results/students/" + STUDENT + "/metrics.json"
+    path = "results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/metrics.json"
     return path.format(**(dict(wildcards) | {"width": narrower}))
 
 
+FIGURES = [
+    "target_memory",
+    "stability_radius",
+    "student_memory",
+    "training",
+    "sensitivity",
+]
+TABLES = ["training", "history", "perturbation", "stability_radius", "crossings"]
+TABLES += ["memory", "memory_fit", "claims", "slopes"]
+
+
 def figure_names():
-    return [
-        "target_memory",
-        "stability_radius",
-        "student_memory",
-        "training",
-        "sensitivity",
-    ] + [f"perturbation_{t}" for t in TARGETS]
+    return FIGURES + [f"perturbation_{t}" for t in TARGETS]
 
 
 def figure_files():
@@ -132,6 +134,4 @@ def figure_files():
 
 
 def get_final_output():
-    tables = ["training", "history", "perturbation", "stability_radius", "crossings"]
-    tables += ["memory", "memory_fit", "claims", "slopes"]
-    return [f"results/tables/{t}.tsv" for t in tables] + figure_files()
+    return [f"results/tables/{t}.tsv" for t in TABLES] + figure_files()
