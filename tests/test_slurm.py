@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from workflow_copy import copy_workflow
 
 pytestmark = pytest.mark.slurm
 
@@ -37,9 +38,6 @@ BIN = Path(sys.executable).parent
 SCRIPTS = ROOT / "tests" / "slurm"
 PROFILE = "workflow/profiles/slurm"
 TINY = "tests/config/tiny.yaml"
-# What a run needs; "profiles" is the root link to workflow/profiles, where Snakemake finds
-# the default workflow profile (cores, keep-going, rerun-incomplete, ...).
-COPIED = ["Snakefile", "profiles", "workflow", "config", "envs", "tests/config"]
 TIMINGS = {"training.tsv": ["wall_s"]}  # columns that measure time, not results
 FAIL_SCRIPT = "workflow/scripts/estimate_memory.py"  # used by both memory rules
 DAEMONS = ("munged", "slurmctld", "slurmd")
@@ -184,21 +182,6 @@ def slurm_cluster():
 
 
 # ----------------------------------------------------------------------------- running
-def copy_workflow(dst: Path) -> Path:
-    """The workflow without its results, so runs here leave the repository untouched."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
-        src = ROOT / name
-        if src.is_symlink():
-            (dst / name).symlink_to(os.readlink(src))
-        elif src.is_dir():
-            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / name)
-    return dst
-
-
 def snakemake(cwd: Path, *args: str, env: dict[str, str], log_name: str) -> tuple[int, str]:
     """Run snakemake in ``cwd``, bounded; returns its exit code and its output."""
     log = cwd / log_name

@@ -16,12 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from workflow_copy import WORKFLOW
+from workflow_copy import copy_workflow as copy_workflow_names
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TINY = "tests/config/tiny.yaml"
-COPIED = ["Snakefile", "profiles", "workflow", "config", "envs", "tests/config", "Makefile"]
-COPIED += ["requirements.txt"]
+COPIED = [*WORKFLOW, "Makefile", "requirements.txt"]  # make figures runs in the copy
 TABLE_COLUMNS = {
     "training": ["target", "structure", "param", "activation", "width", "seed", "steps"]
     + ["train_loss", "val_loss", "test_loss", "min_eig", "monotone_ok", "wall_s"],
@@ -40,17 +41,7 @@ TIMINGS = {"training": ["wall_s"]}  # columns that measure time, not results
 
 
 def copy_workflow(dst: Path) -> Path:
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
-        src = ROOT / name
-        if src.is_symlink():
-            (dst / name).symlink_to(os.readlink(src))
-        elif src.is_dir():
-            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / name)
-    return dst
+    return copy_workflow_names(dst, COPIED)
 
 
 def snakemake(cwd: Path, *args: str, timeout: int = 900, check: bool = True):
