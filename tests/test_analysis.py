@@ -44,6 +44,7 @@ def perturbation_frame(families: dict, seeds=(1,)) -> pd.DataFrame:
                     rows.append(
                         dict(target=target, structure="diagonal", param=param, activation="tanh")
                         | dict(width=width, seed=seed, norm="inf", beta=beta, error=err, tau=1e3)
+                        | dict(n_eig_negative=int(err > 1e3), n_eig_euler=0)
                     )
     return pd.DataFrame(rows)
 
@@ -160,6 +161,8 @@ def test_claims_hold_on_the_paper_pattern():
     assert holds(claims, "1") == ["true", "true"]
     assert holds(claims, "2a") == ["true"]
     assert holds(claims, "2b") == ["true"]
+    blowups = claims.loc[claims["claim"] == "2b", "measured"].iloc[0]
+    assert "eigenvalue < 0: 12, > 2/dt: 0" in blowups  # 4 widths x 3 seeds, all negative
     assert holds(claims, "2c") == ["true"]
     assert holds(claims, "3", "blowup") == ["true"]
     assert holds(claims, "4") == ["true"] * 5  # 3 student families, 2 targets

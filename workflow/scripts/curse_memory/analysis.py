@@ -21,14 +21,22 @@ MODEL = [*KEYS, "width", "seed"]  # one trained student
 
 # ---------------------------------------------------------------------------- tables
 def radius_table(perturbation: pd.DataFrame) -> pd.DataFrame:
-    """Blow-up radius beta*(tau) of every student and norm (needs a ``tau`` column)."""
+    """Blow-up radius beta*(tau) of every student and norm (needs a ``tau`` column).
+
+    Also what the draws at the first grid beta past the radius crossed: how many pushed an
+    eigenvalue of A below 0 (``blowup_eig_negative``) or above the Euler bound 2/dt
+    (``blowup_eig_euler``), so a discretisation blow-up is not mistaken for the curse.
+    """
     rows = []
     for key, g in perturbation.groupby([*MODEL, "norm"], sort=True):
         g = g.sort_values("beta")
         tau = float(g["tau"].iloc[0])
         beta_star, censored = stability_radius(g["beta"], g["error"], tau)
+        past = g[g["error"] > tau].head(1)
         rows.append(dict(zip([*MODEL, "norm"], key, strict=True)) | {"tau": tau})
         rows[-1] |= {"beta_star": beta_star, "censored": censored}
+        for cause in ("eig_negative", "eig_euler"):
+            rows[-1][f"blowup_{cause}"] = int(past[f"n_{cause}"].sum()) if len(past) else 0
     return pd.DataFrame(rows)
 
 
@@ -132,6 +140,13 @@ def _shrinks(row: pd.Series, threshold: float) -> bool:
     return bool(np.isfinite(row.slope) and row.slope <= threshold and row.ci_high < 0)
 
 
+def _causes(radius: pd.DataFrame) -> str:
+    """What the blown-up draws crossed: an eigenvalue below 0 (the curse's mechanism for
+    direct) or above the Euler bound 2/dt (a discretisation blow-up)."""
+    neg, euler = int(radius["blowup_eig_negative"].sum()), int(radius["blowup_eig_euler"].sum())
+    return f"draws past beta* with an eigenvalue < 0: {neg}, > 2/dt: {euler}"
+
+
 def _radius_ratio(radius: pd.DataFrame, num: dict, den: dict, beta_max: float) -> pd.Series:
     """beta*(num) / beta*(den), matched on width and seed; censored radii at beta_max."""
 
@@ -222,11 +237,13 @@ def claims_table(
                 )
             else:
                 ratio = _radius_ratio(radius, fam, fam | {"target": exp_ref}, beta_max)
+                mine = radius.loc[(radius[list(fam)] == pd.Series(fam)).all(axis=1)]
                 add(
                     f"{sub}b",
                     setting,
                     f"beta*(pol) <= {thresholds['blowup_ratio']} x beta*({exp_ref}) at every m",
-                    f"ratio max {_fmt(ratio.max())}, median {_fmt(ratio.median())}",
+                    f"ratio max {_fmt(ratio.max())}, median {_fmt(ratio.median())}; "
+                    + _causes(mine),
                     bool(len(ratio) and ratio.max() <= thresholds["blowup_ratio"]),
                 )
             row = g[g["measure"] == "crossing"].iloc[0]
@@ -245,6 +262,7 @@ def claims_table(
             setting = f"{target}/{structure}/{param}/{act}"
             mine = radius.loc[(radius[list(fam)] == pd.Series(fam)).all(axis=1)]
             if mine["censored"].astype(bool).all():
+                causes = _causes(mine)
                 add(
                     "3",
                     f"{setting} blowup",
@@ -254,12 +272,13 @@ def claims_table(
                 )
             else:
                 ratio = _radius_ratio(radius, fam, fam | {"param": "direct"}, beta_max)
+                causes = _causes(mine)
                 add(
                     "3",
                     f"{setting} blowup",
                     f"beta*({param}) >= {thresholds['later_ratio']} x beta*(direct) at every m",
                     f"ratio min {_fmt(ratio.min())} ({int((~mine['censored'].astype(bool)).sum())}"
-                    f" of {len(mine)} blew up)",
+                    f" of {len(mine)} blew up; {causes})",
                     bool(len(ratio) and ratio.min() >= thresholds["later_ratio"]),
                 )
             row = g[g["measure"] == "crossing"].iloc[0]
