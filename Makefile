@@ -32,7 +32,9 @@ run: setup  ## run the default pipeline, build the report, print the claims tabl
 	$(SM)
 	$(SM) --report results/report.html
 	@echo; echo "== claims ($(WORKDIR)/results/tables/claims.tsv) =="
-	@column -t -s $$'\t' $(WORKDIR)/results/tables/claims.tsv
+	@$(BIN)/python -c "import sys, pandas as pd; \
+	  t = pd.read_csv(sys.argv[1], sep='\t', dtype=str, keep_default_na=False); \
+	  print(t.to_string(index=False, max_colwidth=90))" $(WORKDIR)/results/tables/claims.tsv
 
 test: setup lint  ## lint, then the full test suite (unit, workflow, SLURM)
 	$(BIN)/pytest
