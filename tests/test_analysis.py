@@ -155,6 +155,23 @@ def test_slope_table_puts_censored_values_at_the_grid_maximum():
     assert soft["n_censored"] == 4 and soft["slope"] == pytest.approx(0.0)
 
 
+def test_slopes_cover_every_norm_and_claims_use_the_first():
+    pert = perturbation_frame(paper_pattern(), seeds=(1, 2, 3))
+    both = pd.concat([pert, pert.assign(norm="l2", error=pert["error"] * 10)])
+    training = training_frame(pert)
+    claims, slopes = claims_table(
+        training,
+        radius_table(both),
+        crossing_table(both),
+        memory_fit_frame(training),
+        SPECS,
+        THRESHOLDS,
+        beta_max=max(BETAS),
+    )
+    assert set(slopes["norm"]) == {"inf", "l2"}
+    assert holds(claims, "2c") == ["true"]
+
+
 def test_claims_hold_on_the_paper_pattern():
     claims, _ = run_claims(paper_pattern())
     assert set(claims["claim"]) == {"1", "2a", "2b", "2c", "3", "4", "5"}

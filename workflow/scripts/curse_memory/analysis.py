@@ -169,12 +169,13 @@ def claims_table(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The claims table (claim, setting, expected, measured, holds) and the slopes behind it.
 
-    Uses the first perturbation norm in ``radius``. ``holds`` is "true", "false", or "n/a"
-    where the config has no setting to test the claim on.
+    The claims use the first perturbation norm in ``radius``; the slopes cover every norm.
+    ``holds`` is "true", "false", or "n/a" where the config has no setting to test it on.
     """
+    all_slopes = slope_table(radius, crossings, beta_max)  # every norm, for the sensitivity
     norm = radius["norm"].iloc[0]
     radius, crossings = radius[radius["norm"] == norm], crossings[crossings["norm"] == norm]
-    slopes = slope_table(radius, crossings, beta_max)
+    slopes = all_slopes[all_slopes["norm"] == norm]
     roles = {name: target_role(spec) for name, spec in specs.items()}
     flat, shrink = thresholds["flat_slope"], thresholds["shrink_slope"]
     rows: list[dict] = []
@@ -345,4 +346,4 @@ def claims_table(
             "not evaluated: no nonlinear target in this config",
             "n/a",
         )
-    return pd.DataFrame(rows), slopes
+    return pd.DataFrame(rows), all_slopes
