@@ -66,10 +66,14 @@ paper: run  ## the paper's full grid in results/paper (for a GPU or a cluster)
 dryrun: setup  ## resolve the DAG of a config without running it
 	$(SM) -n --quiet rules
 
-docs-figures:  ## copy the default run's figures (PNG) to docs/figures for the README
+docs-figures:  ## copy the default run's (and the study's) figures to docs/figures for the README
 	mkdir -p docs/figures
 	cp results/figures/*.png docs/figures/
 	cp results/tables/claims.tsv docs/figures/claims.tsv
+	if [ -d results/study/results/figures ]; then \
+	  cp results/study/results/figures/sensitivity.png docs/figures/study_sensitivity.png; \
+	  cp results/study/results/figures/stability_radius.png docs/figures/study_stability_radius.png; \
+	fi
 
 clean:  ## remove results, logs and benchmarks (not the environment)
 	rm -rf results/*/ results/report.html logs benchmarks .snakemake
