@@ -14,8 +14,18 @@ CORES ?= all
 SM = $(abspath $(SNAKEMAKE)) --directory $(WORKDIR) --configfile $(abspath $(CONFIG)) --cores $(CORES)
 PLOT_RULES := plot_target_memory plot_perturbation plot_stability_radius plot_student_memory
 PLOT_RULES += plot_training plot_sensitivity
+# unit tests of the shared module (no workflow run, no SLURM)
+UNIT_TESTS := tests/test_model.py tests/test_targets.py tests/test_memory.py
+UNIT_TESTS += tests/test_perturbation.py tests/test_analysis.py tests/test_plotting.py
+UNIT_TESTS += $(wildcard tests/test_training.py)
+# what the default run (WORKDIR = .) writes; the study's, the paper's and any other
+# results/<name> working directories are left alone
+DEFAULT_OUTPUTS := results/targets results/students results/perturbation results/memory
+DEFAULT_OUTPUTS += results/tables results/figures results/report.html
+DEFAULT_OUTPUTS += logs benchmarks .snakemake
 
-.PHONY: setup run test test-fast lint bench figures docs-figures study paper dryrun clean help
+.PHONY: setup run test test-fast lint bench figures docs-figures study paper nonlinear
+.PHONY: reference-init dryrun clean clean-all help unit-plotting unit-module
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,8 +49,16 @@ run: setup  ## run the default pipeline, build the report, print the claims tabl
 test: setup lint  ## lint, then the full test suite (unit, workflow, SLURM)
 	$(BIN)/pytest
 
-test-fast: setup  ## unit tests of the shared module only
-	$(BIN)/pytest tests/test_curse_memory.py
+test-fast: setup  ## unit tests of the shared module only (no workflow run, no SLURM; under a minute)
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit-plotting unit-module
+
+# test-fast's two halves, run side by side: the figure tests alone take half the time
+PYTEST_FAST := $(BIN)/pytest -p no:cacheprovider -m "not slow and not slurm"
+unit-plotting: setup
+	$(PYTEST_FAST) $(filter tests/test_plotting.py,$(UNIT_TESTS))
+
+unit-module: setup
+	$(PYTEST_FAST) $(filter-out tests/test_plotting.py,$(UNIT_TESTS))
 
 lint: setup  ## formatting and lint checks
 	$(BIN)/ruff check workflow tests
@@ -63,6 +81,14 @@ paper: CONFIG = config/paper.yaml
 paper: WORKDIR = results/paper
 paper: run  ## the paper's full grid in results/paper (for a GPU or a cluster)
 
+nonlinear: CONFIG = config/nonlinear.yaml
+nonlinear: WORKDIR = results/nonlinear
+nonlinear: run  ## the nonlinear-target study (about 90 minutes on 2 cores)
+
+reference-init: CONFIG = config/reference_init.yaml
+reference-init: WORKDIR = results/reference_init
+reference-init: run  ## the headline grid with the reference code's initialisation
+
 dryrun: setup  ## resolve the DAG of a config without running it
 	$(SM) -n --quiet rules
 
@@ -75,5 +101,9 @@ docs-figures:  ## copy the default run's (and the study's) figures to docs/figur
 	  cp results/study/results/figures/stability_radius.png docs/figures/study_stability_radius.png; \
 	fi
 
-clean:  ## remove results, logs and benchmarks (not the environment)
-	rm -rf results/*/ results/report.html logs benchmarks .snakemake
+clean:  ## remove the default run's results, logs and benchmarks (not results/<name> runs)
+	rm -rf $(DEFAULT_OUTPUTS)
+
+clean-all: clean  ## remove everything under results/ (study, paper, ...) but its README
+	find results -mindepth 1 -maxdepth 1 ! -name 'README*' ! -name '.gitkeep' \
+	  -exec rm -rf {} +

@@ -9,6 +9,15 @@ import pandas as pd
 import pytest
 
 from curse_memory.analysis import (
+    CLAIMS,
+    MODEL,
+    ClaimContext,
+    claim_1,
+    claim_2,
+    claim_3,
+    claim_4,
+    claim_5,
+    claim_grid,
     claims_table,
     crossing_table,
     log_slope,
@@ -34,16 +43,20 @@ def curve(e0: float, blowup: float | None, knee: float = 1.0) -> np.ndarray:
     return e
 
 
-def perturbation_frame(families: dict, seeds=(1,)) -> pd.DataFrame:
+def perturbation_frame(
+    families: dict, seeds=(1,), activation: str = "linear", lost_tau: float = 1.0
+) -> pd.DataFrame:
     """families: (target, param) -> function(width, seed) -> E(beta) array."""
     rows = []
     for (target, param), fn in families.items():
         for seed in seeds:
             for width in WIDTHS:
                 for beta, err in zip(BETAS, fn(width, seed), strict=True):
+                    fam = dict(target=target, structure="diagonal", param=param)
                     rows.append(
-                        dict(target=target, structure="diagonal", param=param, activation="tanh")
-                        | dict(width=width, seed=seed, norm="inf", beta=beta, error=err, tau=1e3)
+                        fam
+                        | dict(activation=activation, width=width, seed=seed, norm="inf")
+                        | dict(beta=beta, error=err, tau=1e3, lost_tau=lost_tau)
                         | dict(n_eig_negative=int(err > 1e3), n_eig_euler=0)
                     )
     return pd.DataFrame(rows)
@@ -60,7 +73,9 @@ def memory_fit_frame(training: pd.DataFrame, decay: str = "exponential") -> pd.D
         training["target"]
         + "/diagonal/"
         + training["param"]
-        + "/tanh/w"
+        + "/"
+        + training["activation"]
+        + "/w"
         + training["width"].astype(str)
         + "/s"
         + training["seed"].astype(str)
@@ -73,8 +88,8 @@ def memory_fit_frame(training: pd.DataFrame, decay: str = "exponential") -> pd.D
     return fits.assign(fit_exp=0.9, fit_pol=0.8)
 
 
-def run_claims(families, seeds=(1, 2, 3), decay="exponential", min_eig=0.1):
-    pert = perturbation_frame(families, seeds)
+def run_claims(families, seeds=(1, 2, 3), decay="exponential", min_eig=0.1, pert=None):
+    pert = perturbation_frame(families, seeds) if pert is None else pert
     radius, crossings = radius_table(pert), crossing_table(pert)
     training = training_frame(pert, min_eig)
     claims, slopes = claims_table(
@@ -85,6 +100,7 @@ def run_claims(families, seeds=(1, 2, 3), decay="exponential", min_eig=0.1):
         SPECS,
         THRESHOLDS,
         beta_max=max(BETAS),
+        beta_min=min(b for b in BETAS if b > 0),
     )
     return claims, slopes
 
@@ -174,8 +190,9 @@ def test_slopes_cover_every_norm_and_claims_use_the_first():
 
 def test_claims_hold_on_the_paper_pattern():
     claims, _ = run_claims(paper_pattern())
-    assert set(claims["claim"]) == {"1", "2a", "2b", "2c", "3", "4", "5"}
-    assert holds(claims, "1") == ["true", "true"]
+    assert set(claims["claim"]) == {"1", "2a", "2b", "2c", "3", "4", "5", "grid"}
+    assert list(claims.columns) == ["claim", "setting", "measure", "expected", "measured", "holds"]
+    assert holds(claims, "1") == ["true", "true", "true"]  # blowup, lost, crossing
     assert holds(claims, "2a") == ["true"]
     assert holds(claims, "2b") == ["true"]
     blowups = claims.loc[claims["claim"] == "2b", "measured"].iloc[0]
@@ -213,3 +230,235 @@ def test_decay_fit_calls_a_memory_that_does_not_fade_non_decaying():
     dead_unit = 0.03 + np.exp(-0.2 * t)  # a zero eigenvalue next to a decaying mode
     assert decay_fit(t, dead_unit, t_min=10)["decay"] == "non-decaying"
     assert decay_fit(t, np.exp(-0.01 * t), t_min=10)["decay"] == "exponential"
+
+
+# ---------------------------------------------------------------- approximation-lost radius
+BETA_MIN = min(b for b in BETAS if b > 0)
+
+
+def first_beta(condition) -> float:
+    return min(b for b in BETAS if condition(b))
+
+
+def test_radius_table_has_the_approximation_lost_radius():
+    fam = {
+        ("a", "finite"): lambda m, s: curve(0.5, blowup=None),  # E > 1 past beta = 0.707
+        ("b", "inf"): lambda m, s: curve(0.5, blowup=0.3),  # inf counts as exceeding
+        ("c", "never"): lambda m, s: curve(0.5, blowup=None, knee=10.0),  # E < 0.52
+        ("d", "zero"): lambda m, s: curve(2.0, blowup=None),  # worse than 0 already
+    }
+    radius = radius_table(perturbation_frame(fam, lost_tau=1.0))
+    assert list(radius.columns) == [
+        *MODEL,
+        "norm",
+        "tau",
+        "beta_star",
+        "censored",
+        "blowup_eig_negative",
+        "blowup_eig_euler",
+        "lost_tau",
+        "beta_lost",
+        "lost_censored",
+    ]
+    assert (radius["lost_tau"] == 1.0).all()
+    r = radius.groupby("target").first()
+    assert r.loc["a", "beta_lost"] == first_beta(lambda b: b > math.sqrt(0.5))
+    assert r.loc["b", "beta_lost"] == first_beta(lambda b: b >= 0.3)
+    assert r.loc["b", "beta_star"] == max(b for b in BETAS if b < 0.3)
+    assert math.isnan(r.loc["c", "beta_lost"]) and r.loc["c", "lost_censored"]
+    assert r.loc["d", "beta_lost"] == 0.0 and not r.loc["d", "lost_censored"]
+    assert not r.loc[["a", "b", "d"], "lost_censored"].any()
+    assert r.loc["a", "censored"]  # no blow-up, yet the approximation is lost
+
+
+def test_radius_table_needs_lost_tau():
+    pert = perturbation_frame(paper_pattern()).drop(columns="lost_tau")
+    with pytest.raises(ValueError, match="lost_tau"):
+        radius_table(pert)
+
+
+def test_lost_censored_reads_back_as_bool(tmp_path):
+    from curse_memory.tables import read_table
+
+    fam = {("c", "never"): lambda m, s: curve(0.5, blowup=None, knee=10.0)}
+    radius_table(perturbation_frame(fam)).to_csv(tmp_path / "r.tsv", sep="\t", index=False)
+    back = read_table(tmp_path / "r.tsv")
+    assert back["lost_censored"].dtype == bool and back["lost_censored"].all()
+
+
+def test_slope_table_has_the_lost_measure():
+    pert = perturbation_frame(paper_pattern())
+    slopes = slope_table(radius_table(pert), crossing_table(pert), beta_max=max(BETAS))
+    assert set(slopes["measure"]) == {"blowup", "lost", "crossing"}
+    lost = slopes[slopes["measure"] == "lost"].set_index(["target", "param"])
+    assert lost.loc[("pol", "direct"), "slope"] < -0.5  # knee 0.3/m: lost earlier with m
+    assert lost.loc[("pol", "softplus"), "n_censored"] == 0
+    never = perturbation_frame(paper_pattern(), lost_tau=1e9)  # lost only where E is inf
+    slopes = slope_table(radius_table(never), crossing_table(never), beta_max=max(BETAS))
+    soft = slopes[(slopes["param"] == "softplus") & (slopes["measure"] == "lost")].iloc[0]
+    assert soft["n_censored"] == 4 and soft["slope"] == pytest.approx(0.0)
+
+
+# ---------------------------------------------------------------- claims, one by one
+def tanh_pattern():
+    """Bounded students: never inf, but the approximation is lost (E > 1) earlier on pol."""
+    return {
+        ("exp", "direct"): lambda m, s: curve(1.0 / m, blowup=None, knee=0.07),
+        ("pol", "direct"): lambda m, s: curve(1.0 / m, blowup=None, knee=0.2 / m),
+        ("pol", "softplus"): lambda m, s: curve(1.0 / m, blowup=None, knee=0.1),
+    }
+
+
+def mixed_frame(seeds=(1, 2, 3)) -> pd.DataFrame:
+    """The paper pattern for linear students and tanh_pattern for tanh ones."""
+    linear = perturbation_frame(paper_pattern(), seeds, activation="linear")
+    return pd.concat([linear, perturbation_frame(tanh_pattern(), seeds, activation="tanh")])
+
+
+def context(pert, thresholds=THRESHOLDS, specs=SPECS, beta_min=BETA_MIN, decay="exponential"):
+    radius, crossings = radius_table(pert), crossing_table(pert)
+    training = training_frame(pert)
+    return ClaimContext(
+        training=training,
+        radius=radius,
+        crossings=crossings,
+        slopes=slope_table(radius, crossings, max(BETAS)),
+        memory_fit=memory_fit_frame(training, decay),
+        specs=specs,
+        thresholds=thresholds,
+        beta_max=max(BETAS),
+        beta_min=beta_min,
+    )
+
+
+def by_setting(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows).set_index("setting")
+
+
+def test_claims_use_the_radius_configured_per_activation():
+    claims, _ = run_claims(None, pert=mixed_frame())
+    b = claims[claims["claim"] == "2b"].set_index("setting")
+    assert b.loc["pol/diagonal/direct/linear", "measure"] == "blowup"
+    assert b.loc["pol/diagonal/direct/tanh", "measure"] == "lost"
+    assert b.loc["pol/diagonal/direct/tanh", "expected"].startswith("beta_lost(pol)")
+    assert set(b["holds"]) == {"true"}
+    three = claims[claims["claim"] == "3"].set_index("setting")
+    assert three.loc["pol/diagonal/softplus/tanh lost", "measure"] == "lost"
+    assert three.loc["pol/diagonal/softplus/tanh lost", "holds"] == "true"
+    assert three.loc["pol/diagonal/softplus/linear blowup", "measure"] == "blowup"
+    one = claims[claims["claim"] == "1"]
+    assert list(one.loc[one["setting"].str.contains("tanh"), "measure"]) == [
+        "blowup",
+        "lost",
+        "crossing",
+    ]
+    # the blow-up radius says nothing for tanh: never reached, so pol looks like exp
+    blowup = THRESHOLDS | {"radius": {"tanh": "blowup"}}
+    rows = by_setting(claim_2(context(mixed_frame(), thresholds=blowup)))
+    tanh_b = rows[(rows["claim"] == "2b")].loc["pol/diagonal/direct/tanh"]
+    assert tanh_b["measure"] == "blowup" and tanh_b["holds"] == "false"
+
+
+def test_radius_measure_defaults_overrides_and_errors():
+    ctx = context(perturbation_frame(paper_pattern()))
+    assert [ctx.radius_measure(a) for a in ("linear", "tanh", "hardtanh")] == [
+        "blowup",
+        "lost",
+        "lost",
+    ]
+    ctx.thresholds = THRESHOLDS | {"radius": {"linear": "lost"}}  # others keep the default
+    assert ctx.radius_measure("linear") == "lost" and ctx.radius_measure("tanh") == "lost"
+    ctx.thresholds = THRESHOLDS | {"radius": {"tanh": "crossing"}}
+    with pytest.raises(ValueError, match="claims.radius.tanh"):
+        ctx.radius_measure("tanh")
+
+
+def test_claims_run_as_a_registry_of_functions():
+    assert [claim_1, claim_2, claim_3, claim_4, claim_5, claim_grid] == CLAIMS
+    ctx = context(perturbation_frame(paper_pattern(), seeds=(1, 2, 3)))
+    rows = [row for claim in CLAIMS for row in claim(ctx)]
+    claims, _ = run_claims(paper_pattern())
+    pd.testing.assert_frame_equal(pd.DataFrame(rows), claims)
+
+
+def test_claim_1_rows():
+    rows = claim_1(context(perturbation_frame(paper_pattern(), seeds=(1, 2, 3))))
+    assert [r["measure"] for r in rows] == ["blowup", "lost", "crossing"]
+    assert {r["claim"] for r in rows} == {"1"} and {r["holds"] for r in rows} == {"true"}
+
+
+def test_claim_2_rows_and_na_without_exp_target():
+    pert = perturbation_frame(paper_pattern(), seeds=(1, 2, 3))
+    rows = claim_2(context(pert))
+    assert [(r["claim"], r["measure"]) for r in rows] == [
+        ("2a", "loss"),
+        ("2b", "blowup"),
+        ("2c", "crossing"),
+    ]
+    pol_only = {"pol": SPECS["pol"]}
+    rows = claim_2(context(pert[pert["target"] == "pol"], specs=pol_only))
+    assert rows[1]["holds"] == "n/a" and rows[1]["measured"] == "no exp target in this config"
+
+
+def test_claim_3_lost_never_reached_on_the_grid():
+    fam = tanh_pattern() | {("pol", "softplus"): lambda m, s: curve(1.0 / m, None, knee=10.0)}
+    rows = by_setting(claim_3(context(perturbation_frame(fam, (1, 2, 3), activation="tanh"))))
+    row = rows.loc["pol/diagonal/softplus/tanh lost"]
+    assert row["measure"] == "lost" and row["holds"] == "true"
+    assert row["measured"].startswith("no approximation lost on the grid")
+    assert rows.loc["pol/diagonal/softplus/tanh crossing", "measure"] == "crossing"
+
+
+def test_claim_4_and_5_rows():
+    ctx = context(perturbation_frame(paper_pattern()), decay="non-decaying")
+    rows = claim_4(ctx)
+    assert {r["measure"] for r in rows} == {"memory"} and len(rows) == 5
+    assert [r["holds"] for r in rows] == ["false"] * 3 + ["true"] * 2  # students, targets
+    (row,) = claim_5(ctx)
+    assert (row["claim"], row["measure"], row["holds"]) == ("5", "none", "n/a")
+    specs = SPECS | {"rpol": {"kind": "nonlinear_readout", "kernel": "pol"}}
+    fam = paper_pattern() | {("rpol", "direct"): paper_pattern()[("pol", "direct")]}
+    rows = claim_5(context(perturbation_frame(fam, (1, 2, 3)), specs=specs))
+    assert [(r["claim"], r["measure"], r["holds"]) for r in rows] == [
+        ("5b", "blowup", "true"),
+        ("5c", "crossing", "true"),
+    ]
+
+
+def crossings_frame(betas: list[float], statuses: list[str]) -> pd.DataFrame:
+    n = len(betas)
+    return pd.DataFrame(
+        dict(target="pol", structure="diagonal", param="direct", activation="linear")
+        | dict(seed=1, norm="inf", width_narrow=range(1, n + 1), width=range(2, n + 2))
+        | dict(beta_cross=betas, status=statuses)
+    )
+
+
+@pytest.mark.parametrize(
+    ("betas", "statuses", "measured", "verdict"),
+    [
+        # 1 of 10 crossed pairs at beta_min: 10%, holds; "never" and "not_monotone" not counted
+        ([BETA_MIN] + [0.05] * 9 + [math.nan] * 2, ["crossed"] * 10 + ["never", "not_monotone"],
+         "1 of 10 (10%)", "true"),
+        ([BETA_MIN] * 2 + [0.05] * 8, ["crossed"] * 10, "2 of 10 (20%)", "false"),
+        ([math.nan], ["never"], "0 of 0 (no crossing)", "n/a"),
+    ],
+)  # fmt: skip
+def test_claim_grid_counts_crossings_at_the_grids_smallest_beta(betas, statuses, measured, verdict):
+    ctx = context(perturbation_frame(paper_pattern()))
+    ctx.crossings = crossings_frame(betas, statuses)
+    (row,) = claim_grid(ctx)
+    assert (row["claim"], row["measure"]) == ("grid", "grid")
+    assert (row["measured"], row["holds"]) == (measured, verdict)
+    ctx.beta_min = None
+    assert claim_grid(ctx)[0]["holds"] == "n/a"
+
+
+def test_claims_table_grid_row_on_the_paper_pattern():
+    claims, _ = run_claims(paper_pattern())
+    (row,) = claims[claims["claim"] == "grid"].to_dict("records")
+    crossed = crossing_table(perturbation_frame(paper_pattern(), seeds=(1, 2, 3)))
+    crossed = crossed[crossed["status"] == "crossed"]
+    edge = int((crossed["beta_cross"] == BETA_MIN).sum())  # pol m=32 -> 64 crosses at once
+    assert edge > 0 and row["measured"].startswith(f"{edge} of {len(crossed)} ")
+    assert row["holds"] == ("true" if edge / len(crossed) <= 0.1 else "false")

@@ -9,6 +9,7 @@ import torch
 from curse_memory.model import StudentConfig, StudentRNN
 from curse_memory.perturbation import (
     NORMS,
+    approximation_lost_radius,
     beta_grid,
     crossing_point,
     draw_perturbations,
@@ -203,6 +204,22 @@ def test_stability_radius():
     beta, censored = stability_radius(betas, [1.0, 1.0, 1.0, 2.0, 2.0], tau=3.0)
     assert censored is True and math.isnan(beta)
     assert stability_radius(betas, env, tau=0.5) == (0.0, False)
+
+
+def test_approximation_lost_radius():
+    betas = [0.0, 0.1, 0.2, 0.4, 0.8]
+    env = monotone_envelope([0.5, 0.8, 1.5, 3.0, 2.0])
+    assert approximation_lost_radius(betas, env, threshold=1.0) == (0.2, False)  # first above
+    assert approximation_lost_radius(betas, env, threshold=0.8) == (0.2, False)  # equal: not lost
+    beta, censored = approximation_lost_radius(betas, env, threshold=3.0)  # never above
+    assert censored is True and math.isnan(beta)
+    diverged = monotone_envelope([0.5, 0.6, np.inf, 0.7, np.nan])
+    assert approximation_lost_radius(betas, diverged, threshold=1e30) == (0.2, False)
+    assert approximation_lost_radius(betas, [0.5, np.nan, np.nan], 1e30) == (0.1, False)
+    assert approximation_lost_radius(betas, env, threshold=0.4) == (0.0, False)  # E(0) above
+    # with a finite curve it is the grid beta right after the blow-up radius at that threshold
+    beta_star, _ = stability_radius(betas, env, tau=1.0)
+    assert betas[betas.index(beta_star) + 1] == approximation_lost_radius(betas, env, 1.0)[0]
 
 
 def test_crossing_point_statuses():

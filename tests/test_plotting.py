@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PolyCollection
 
 from curse_memory import plotting
 
@@ -23,14 +24,30 @@ KEYS = ("target", "structure", "param", "activation")
 FACTOR = {"direct": 1.0, "exp": 1.4, "softplus": 1.8, "best": 2.4, "tanh": 1.2, "hardtanh": 1.5}
 
 
-def _error_curve(target: str, param: str, act: str, width: int, seed: int) -> np.ndarray:
-    """E_m(beta): falls with m at beta = 0; direct on pol blows up at beta ~ 0.3 / m."""
+def _error_curve(
+    target: str,
+    param: str,
+    act: str,
+    width: int,
+    seed: int,
+    jitter: float = 0.0,
+    bounded: bool = False,
+) -> np.ndarray:
+    """E_m(beta): falls with m at beta = 0; direct on pol blows up at beta ~ 0.3 / m (only the
+    linear activation when ``bounded``: tanh and hardtanh saturate instead); ``jitter``
+    multiplies by seeded noise (seed spread)."""
     f = FACTOR.get(param, 1.0) * FACTOR.get(act, 1.0) * (1 + 0.1 * seed)
     e0 = (1e-2 if target == "pol" else 1e-3) / width * f
     err = np.array([e0 + (b * width**0.5 * f) ** 2 for b in BETAS])
-    if target == "pol" and param == "direct":
+    if jitter:
+        rng = np.random.default_rng([seed, width, len(act), len(param), len(target)])
+        err *= np.exp(jitter * rng.standard_normal(len(err)))
+    if target == "pol" and param == "direct" and not (bounded and act != "linear"):
         err[np.array(BETAS) > 0.3 / width] = np.inf
     return np.maximum.accumulate(err)
+
+
+LOST_TAU = {"exp": 0.03, "pol": 0.3}  # the zero predictor's error, per target
 
 
 def make_tables(
@@ -40,26 +57,48 @@ def make_tables(
     seeds=(1, 2),
     structures=("diagonal",),
     tau=1e3,
+    widths=WIDTHS,
+    lost=False,
+    jitter=0.0,
+    bounded=False,
 ) -> dict[str, pd.DataFrame]:
+    """Result tables as the workflow writes them; ``lost`` adds the approximation-lost radius
+    (lost_tau, beta_lost, lost_censored) to the radius table."""
     pert, rad, cross = [], [], []
     for key in ((t, s, p, a) for t in targets for s in structures for p in params for a in acts):
         for seed in seeds:
-            curves = {m: _error_curve(key[0], key[2], key[3], m, seed) for m in WIDTHS}
+            curves = {
+                m: _error_curve(*key[:1], *key[2:], m, seed, jitter=jitter, bounded=bounded)
+                for m in widths
+            }
             for m, err in curves.items():
                 base = dict(zip(KEYS, key, strict=True), width=m, seed=seed, norm="inf")
                 for b, e in zip(BETAS, err, strict=True):
                     pert.append({**base, "beta": b, "error": e, "error_max": e})
                 ok = [b for b, e in zip(BETAS, err, strict=True) if e <= tau]
                 cen = bool(np.all(err <= tau))
-                rad.append(
-                    {**base, "tau": tau, "beta_star": math.nan if cen else max(ok), "censored": cen}
-                )
-            for narrow, wide in zip(WIDTHS[:-1], WIDTHS[1:], strict=True):
-                hit = [
-                    b
-                    for b, en, ew in zip(BETAS, curves[narrow], curves[wide], strict=True)
-                    if b > 0 and ew >= en
-                ]
+                row = {**base, "tau": tau, "beta_star": math.nan if cen else max(ok)}
+                row |= {"censored": cen, "blowup_eig_negative": 0, "blowup_eig_euler": 0}
+                if lost:
+                    above = [
+                        b for b, e in zip(BETAS, err, strict=True) if not e <= LOST_TAU[key[0]]
+                    ]
+                    row |= {
+                        "lost_tau": LOST_TAU[key[0]],
+                        "beta_lost": above[0] if above else math.nan,
+                        "lost_censored": not above,
+                    }
+                rad.append(row)
+            for narrow, wide in zip(widths[:-1], widths[1:], strict=True):
+                if not curves[wide][0] < curves[narrow][0]:
+                    status, beta = "not_monotone", math.nan
+                else:
+                    hit = [
+                        b
+                        for b, en, ew in zip(BETAS, curves[narrow], curves[wide], strict=True)
+                        if b > 0 and ew >= en
+                    ]
+                    status, beta = ("crossed", hit[0]) if hit else ("never", math.nan)
                 cross.append(
                     {
                         **dict(zip(KEYS, key, strict=True)),
@@ -67,8 +106,8 @@ def make_tables(
                         "norm": "inf",
                         "width_narrow": narrow,
                         "width": wide,
-                        "beta_cross": hit[0] if hit else math.nan,
-                        "status": "crossed" if hit else "never",
+                        "beta_cross": beta,
+                        "status": status,
                     }
                 )
     pert = pd.DataFrame(pert).assign(n_diverged=0, n_eig_negative=0, n_eig_euler=0)
@@ -187,21 +226,136 @@ def test_target_memory(tables):
     plt.close(fig)
 
 
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
+
+
+def _width_lines(ax) -> list:
+    return [ln for ln in ax.get_lines() if ln.get_label().startswith("m = ")]
+
+
+def _crossing_dots(ax) -> list:
+    return [ln for ln in ax.get_lines() if ln.get_label() == "crossing"]
+
+
+def _seed_bands(ax) -> list:
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def _yticks(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_yticklabels()]
+
+
+@pytest.fixture(scope="module")
+def small():
+    """2 widths x 2 seeds x 2 activations on pol/direct: linear diverges (inf), tanh is
+    bounded; the radius table has the approximation-lost columns."""
+    return make_tables(
+        targets=("pol",),
+        params=("direct",),
+        acts=("linear", "tanh"),
+        seeds=(1, 2),
+        widths=(2, 4),
+        lost=True,
+        jitter=0.2,
+        bounded=True,
+    )
+
+
 def test_perturbation_facets_and_inf_band(tables):
     fig = plotting.perturbation(tables["perturbation"], tables["crossings"], "pol")
     axes = _labels(fig)
-    assert len(axes) == 2 * 2  # 2 activations x 2 params
-    assert [ax.get_title() for ax in axes[:2]] == ["direct", "exp"]
-    assert "E_m" in axes[0].get_ylabel() and "linear" in axes[0].get_ylabel()
-    labels = [t.get_text() for t in axes[0].get_yticklabels()]
-    assert "∞" in labels
+    assert len(axes) == 2 * 2  # rows = params, columns = activations
+    titles = [ax.get_title() for ax in axes]
+    assert titles == ["direct / linear", "direct / tanh", "exp / linear", "exp / tanh"]
+    assert "E_m" in axes[0].get_ylabel() and "E_m" in axes[2].get_ylabel()
+    assert "∞" in _yticks(axes[0])
     assert "0" in [t.get_text() for t in axes[2].get_xticklabels()]  # bottom row
     for ax in axes:  # nothing infinite or non-positive reaches a log axis
+        assert len(_width_lines(ax)) == len(WIDTHS)
+        assert len(_seed_bands(ax)) == len(WIDTHS)
         for line in ax.get_lines():
             if line.get_transform() is not ax.transData:
                 continue  # the axvline marking the beta = 0 break
             y = np.asarray(line.get_ydata(), dtype=float)
             assert np.all(np.isfinite(y[~np.isnan(y)])) and np.all(y[~np.isnan(y)] > 0)
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert [str(w) for w in WIDTHS] == legend[: len(WIDTHS)]
+    assert len(fig.legends) == 1  # one shared legend
+    plt.close(fig)
+
+
+def test_perturbation_paper_style_panels(small):
+    """One panel per (param, activation), one median curve and one seed band per width,
+    the seed band spans min-max over seeds, crossing dots on the wider model's curve."""
+    pert, cross = small["perturbation"], small["crossings"]
+    fig = plotting.perturbation(pert, cross, "pol")
+    axes = _labels(fig)
+    assert [ax.get_title() for ax in axes] == ["direct / linear", "direct / tanh"]
+    assert "median and min–max over 2 seeds" in fig.get_suptitle()
+    for ax, act in zip(axes, ("linear", "tanh"), strict=True):
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        lines, bands = _width_lines(ax), _seed_bands(ax)
+        assert [ln.get_label() for ln in lines] == ["m = 2", "m = 4"]
+        assert len(bands) == 2
+        # the seed band of m = 2 encloses both seeds' finite errors at every beta > 0
+        sub = pert[(pert["activation"] == act) & (pert["width"] == 2) & (pert["beta"] > 0)]
+        env = sub.groupby("beta")["error"].agg(["min", "max"])
+        verts = bands[0].get_paths()[0].vertices
+        fin = np.isfinite(env["max"]).to_numpy()
+        assert verts[:, 1].min() <= env["min"].min() * (1 + 1e-9)
+        assert verts[:, 1].max() >= env["max"][fin].max() * (1 - 1e-9)
+        # crossing: at the median (log space) crossing beta over the seeds that crossed,
+        # on the wider model's median curve
+        dots = _crossing_dots(ax)
+        hit = cross[(cross["activation"] == act) & (cross["status"] == "crossed")]
+        assert len(dots) == (1 if len(hit) else 0)
+        if len(hit):
+            expected = math.exp(np.median(np.log(hit["beta_cross"])))
+            assert np.isclose(dots[0].get_xdata()[0], expected)
+            med = lines[1]  # m = 4
+            x, y = np.asarray(med.get_xdata()), np.asarray(med.get_ydata())
+            y_on = np.exp(np.interp(np.log(expected), np.log(x), np.log(y)))
+            assert np.isclose(dots[0].get_ydata()[0], y_on)
+            assert dots[0].get_markeredgecolor() == "black"
+    assert "∞" in _yticks(axes[0]) and "∞" not in _yticks(axes[1])  # only linear diverged
+    # where a seed diverged the band reaches the ∞ tick
+    inf_tick = [t.get_position()[1] for t in axes[0].get_yticklabels() if t.get_text() == "∞"]
+    top = max(c.get_paths()[0].vertices[:, 1].max() for c in _seed_bands(axes[0]))
+    assert np.isclose(top, inf_tick[0])
+    plt.close(fig)
+
+
+def test_perturbation_crossing_in_few_seeds_is_open(small):
+    """A crossing found in fewer than half of the seeds is drawn open (white face)."""
+    t = make_tables(
+        targets=("pol",), params=("direct",), acts=("tanh",), seeds=(1, 2, 3), widths=(2, 4)
+    )
+    cross = t["crossings"].copy()
+    never = cross["seed"] >= 2
+    cross.loc[never, "status"], cross.loc[never, "beta_cross"] = "never", np.nan
+    fig = plotting.perturbation(t["perturbation"], cross, "pol")
+    dots = _crossing_dots(fig.axes[0])
+    assert len(dots) == 1 and dots[0].get_markerfacecolor() == "white"
+    plt.close(fig)
+    fig = plotting.perturbation(t["perturbation"], t["crossings"], "pol")
+    dots = _crossing_dots(fig.axes[0])
+    assert len(dots) == 1 and dots[0].get_markerfacecolor() != "white"
+    plt.close(fig)
+
+
+def test_perturbation_draws_the_lost_threshold_when_present(small):
+    pert = small["perturbation"].assign(lost_tau=LOST_TAU["pol"])
+    fig = plotting.perturbation(pert, small["crossings"], "pol")
+    for ax in _labels(fig):
+        dashed = [ln for ln in ax.get_lines() if np.allclose(ln.get_ydata(), LOST_TAU["pol"])]
+        assert dashed
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert any("approximation" in t for t in legend)
+    plt.close(fig)
+    fig = plotting.perturbation(small["perturbation"], small["crossings"], "pol")
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert not any("approximation" in t for t in legend)
     plt.close(fig)
 
 
@@ -212,9 +366,7 @@ def test_perturbation_roundtrip_all_inf_norm_column(tables, tmp_path):
     assert pert["norm"].eq("inf").all() and np.isinf(pert["error"]).any()
     fig = plotting.perturbation(pert, cross, "pol")
     assert len(_labels(fig)) == 4
-    # crossing dots (black edge) were drawn
-    dots = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_markeredgecolor() == "black"]
-    assert dots
+    assert all(_crossing_dots(ax) for ax in fig.axes)
     plt.close(fig)
 
 
@@ -228,31 +380,131 @@ def test_perturbation_missing_facet_says_no_data(tables):
     pert = tables["perturbation"]
     pert = pert[~((pert["param"] == "exp") & (pert["activation"] == "tanh"))]
     fig = plotting.perturbation(pert, tables["crossings"].iloc[:0], "exp")
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert "no data" in texts
+    axes = _labels(fig)
+    assert len(axes) == 4 and axes[3].get_title() == "exp / tanh"
+    assert [t.get_text() for t in axes[3].texts] == ["no data"]
+    assert not any(_crossing_dots(ax) for ax in axes)
     plt.close(fig)
 
 
 def test_perturbation_unknown_target_is_empty_figure(tables):
     fig = plotting.perturbation(tables["perturbation"], tables["crossings"], "nope")
-    assert "no data" in [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "no data" in _texts(fig)
     plt.close(fig)
+
+
+def test_perturbation_several_structures():
+    t = make_tables(
+        targets=("pol",), params=("direct",), acts=("tanh",), structures=("diagonal", "dense")
+    )
+    fig = plotting.perturbation(t["perturbation"], t["crossings"], "pol")
+    titles = [ax.get_title() for ax in _labels(fig)]
+    assert titles == ["diagonal · direct / tanh", "dense · direct / tanh"]
+    plt.close(fig)
+
+
+def _censored(ax) -> list:
+    return [ln for ln in ax.get_lines() if ln.get_marker() == "^" and len(ln.get_ydata())]
 
 
 def test_stability_radius_marks_censored(tables):
     fig = plotting.stability_radius(tables["radius"], tables["crossings"], tables["perturbation"])
     axes = _labels(fig)
-    assert len(axes) == 2 * 2  # 2 targets x (crossing, radius)
-    assert "beta^*" in axes[1].get_ylabel() and "crossing" in axes[0].get_ylabel()
-    assert axes[1].get_xscale() == "log" and axes[1].get_yscale() == "log"
+    assert len(axes) == 2 * 4  # (crossing, blow-up) x (2 targets x 2 params)
+    titles = [ax.get_title() for ax in axes[:4]]
+    assert titles == ["exp / direct", "exp / exp", "pol / direct", "pol / exp"]
+    assert "crossing" in axes[0].get_ylabel() and "beta^*" in axes[4].get_ylabel()
+    assert "τ = 1e3" in axes[4].get_title()
+    assert all(ax.get_xscale() == "log" and ax.get_yscale() == "log" for ax in axes)
     grid_max = max(BETAS)
-    censored = [
-        ln for ln in axes[1].get_lines() if ln.get_marker() == "^" and len(ln.get_ydata()) > 0
-    ]
+    censored = [ln for ax in axes[4:] for ln in _censored(ax)]
     assert censored, "censored radii must be drawn as ^"
     assert all(np.allclose(ln.get_ydata(), grid_max) for ln in censored)
+    assert all(ln.get_markerfacecolor() == "white" for ln in censored)
+    assert not _censored(axes[6])  # pol / direct blows up on the grid
     legend_texts = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert any("censored" in t for t in legend_texts)
+    plt.close(fig)
+
+
+def test_stability_radius_every_measure(small):
+    """With the lost columns: rows crossing, blow-up, approximation lost; each with a median
+    marker per width and a min-max bar; censored values at the grid max, open."""
+    fig = plotting.stability_radius(small["radius"], small["crossings"], small["perturbation"])
+    axes = _labels(fig)
+    assert len(axes) == 3  # one parameterisation: columns = targets
+    labels = [ax.get_ylabel() for ax in axes]
+    assert "crossing" in labels[0] and "blow-up" in labels[1] and "lost" in labels[2]
+    assert [ax.get_title() for ax in axes] == [
+        "pol",
+        "pol  (τ = 1e3)",
+        "pol  ($\\tau_{\\mathrm{lost}}$ = 0.3)",
+    ]
+    grid_max = max(BETAS)
+    # blow-up: tanh never diverges (censored, at the grid max), linear does
+    blow = _censored(axes[1])
+    assert sum(len(ln.get_ydata()) for ln in blow) == 2  # tanh at both widths
+    assert all(np.allclose(ln.get_ydata(), grid_max) for ln in blow)
+    filled = [ln for ln in axes[1].get_lines() if ln.get_marker() == "o" and len(ln.get_ydata())]
+    assert filled and all(np.all(ln.get_ydata() < grid_max) for ln in filled)
+    # approximation lost: every model loses it on the grid; medians match the table
+    assert not _censored(axes[2])
+    rad = small["radius"]
+    for act, marker in (("linear", "o"), ("tanh", "s")):
+        dots = [ln for ln in axes[2].get_lines() if ln.get_marker() == marker]
+        y = np.concatenate([ln.get_ydata() for ln in dots])
+        sub = rad[rad["activation"] == act]
+        expected = sub.groupby("width")["beta_lost"].apply(lambda v: np.exp(np.log(v).median()))
+        assert np.allclose(y, expected.to_numpy())
+    # min-max bars: one errorbar container per activation and measure
+    assert all(len(ax.containers) == 2 for ax in axes)
+    plt.close(fig)
+
+
+def test_stability_radius_lost_censored_and_zero(small):
+    """Lost never on the grid: open ^ at the grid max; lost at beta = 0: on a "0" tick."""
+    rad = small["radius"].copy()
+    lin, tanh = rad["activation"] == "linear", rad["activation"] == "tanh"
+    rad.loc[tanh, "beta_lost"], rad.loc[tanh, "lost_censored"] = np.nan, True
+    rad.loc[lin & (rad["width"] == 2), "beta_lost"] = 0.0
+    fig = plotting.stability_radius(rad, small["crossings"], small["perturbation"])
+    ax = _labels(fig)[2]
+    cen = _censored(ax)
+    assert sum(len(ln.get_ydata()) for ln in cen) == 2
+    assert all(np.allclose(ln.get_ydata(), max(BETAS)) for ln in cen)
+    zero = [t.get_position()[1] for t in ax.get_yticklabels() if t.get_text() == "0"]
+    assert len(zero) == 1
+    lin_dots = [ln for ln in ax.get_lines() if ln.get_marker() == "o" and len(ln.get_ydata())]
+    assert np.isclose(lin_dots[0].get_ydata()[0], zero[0])  # width 2, radius 0
+    assert "0" not in _yticks(_labels(fig)[1])  # only the lost row has the 0 level
+    plt.close(fig)
+
+
+def test_stability_radius_without_lost_columns(small):
+    """Older tables: blow-up and crossings only."""
+    old = small["radius"].drop(columns=["lost_tau", "beta_lost", "lost_censored"])
+    fig = plotting.stability_radius(old, small["crossings"], small["perturbation"])
+    labels = [ax.get_ylabel() for ax in _labels(fig)]
+    assert len(labels) == 2 and "crossing" in labels[0] and "blow-up" in labels[1]
+    plt.close(fig)
+    roundtrip = small["radius"].astype({"lost_censored": str})  # "True"/"False" as text
+    fig = plotting.stability_radius(roundtrip, small["crossings"], small["perturbation"])
+    assert len(_labels(fig)) == 3
+    plt.close(fig)
+
+
+def test_stability_radius_columns(tables):
+    """split_params: columns = target x param (default up to 4), else targets only."""
+    args = (tables["radius"], tables["crossings"], tables["perturbation"])
+    fig = plotting.stability_radius(*args, split_params=False)
+    axes = _labels(fig)
+    assert [ax.get_title() for ax in axes[:2]] == ["exp", "pol"] and len(axes) == 4
+    groups = [c for c in axes[0].containers]
+    assert len(groups) == 2 * 2  # params x activations in one panel
+    plt.close(fig)
+    t = make_tables(targets=("exp", "pol"), params=("direct", "exp", "softplus"), seeds=(1,))
+    fig = plotting.stability_radius(t["radius"], t["crossings"], t["perturbation"])
+    assert len(_labels(fig)) == 2 * 2  # 6 columns would be too many: targets only
     plt.close(fig)
 
 
@@ -290,16 +542,19 @@ def test_training(tables):
     plt.close(fig)
 
 
-def test_empty_tables_do_not_crash(tables):
+def test_empty_tables_say_no_data(tables):
     for fig in (
         plotting.target_memory(tables["memory"].iloc[:0]),
         plotting.student_memory(tables["memory"].iloc[:0]),
         plotting.training(tables["history"].iloc[:0], tables["training"].iloc[:0]),
+        plotting.perturbation(tables["perturbation"].iloc[:0], tables["crossings"].iloc[:0], "pol"),
         plotting.stability_radius(
             tables["radius"].iloc[:0], tables["crossings"].iloc[:0], tables["perturbation"]
         ),
     ):
-        assert isinstance(fig, plt.Figure)
+        axes = _labels(fig)
+        assert len(axes) == 1 and not axes[0].get_lines()  # one panel, nothing drawn
+        assert "no data" in _texts(fig) + [axes[0].get_title()]
         plt.close(fig)
 
 
@@ -333,7 +588,27 @@ def test_all_diverged_panel(tables):
     pert.loc[pert.index[:5], "error"] = np.nan
     fig = plotting.perturbation(pert, tables["crossings"], "exp")
     assert len(_labels(fig)) == 4
+    for ax in _labels(fig):
+        inf_tick = [t.get_position()[1] for t in ax.get_yticklabels() if t.get_text() == "∞"]
+        for line in _width_lines(ax):
+            assert np.allclose(line.get_ydata(), inf_tick[0])
     plt.close(fig)
+
+
+@pytest.mark.parametrize("name", ["perturbation", "stability_radius"])
+def test_small_tables_byte_identical(small, tmp_path, name):
+    """The paper-style figures (seed bands, crossings, lost radius) rebuild byte-identically."""
+    args = {
+        "perturbation": (small["perturbation"], small["crossings"], "pol"),
+        "stability_radius": (small["radius"], small["crossings"], small["perturbation"]),
+    }[name]
+    outputs = []
+    for run in (1, 2):
+        png, pdf = tmp_path / f"{run}.png", tmp_path / f"{run}.pdf"
+        plotting.save_figure(getattr(plotting, name)(*args), png, pdf)
+        outputs.append((png.read_bytes(), pdf.read_bytes()))
+    assert outputs[0][0][:8] == b"\x89PNG\r\n\x1a\n"
+    assert outputs[0] == outputs[1]
 
 
 @pytest.mark.parametrize(

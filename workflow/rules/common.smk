@@ -22,6 +22,16 @@ def check_config(config):
             f"config students.eps: best reaches at most 1/eps = {1 / students['eps']:.3g} "
             f"< eig_init hi = {hi}; lower eps or hi"
         )
+    pack_by = config["train"]["pack_by"]
+    horizons = {
+        spec.get("T", config["data"]["T"]) for spec in config["targets"].values()
+    }
+    if "target" in pack_by and len(horizons) > 1:
+        raise ValueError(
+            "config train.pack_by: 'target' packs students of different targets into one "
+            f"model, which needs one horizon T, but the targets have T in {sorted(horizons)}; "
+            "allowed here: [seed] or []"
+        )
     for name, spec in config["targets"].items():
         t_lo, t_hi = spec.get("teacher_eig", [0.3, 1.0])
         if not t_lo <= t_hi or dt * t_hi >= 2:
@@ -50,15 +60,80 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# The path grammar of one student, written once: one directory per grid axis, in order.
+GRAMMAR = {
+    "target": "{target}",
+    "structure": "{structure}",
+    "param": "{param}",
+    "activation": "{activation}",
+    "width": "w{width}",
+    "seed": "s{seed}",
+}
+STUDENT = "/".join(GRAMMAR.values())
+AXES = {
+    "target": TARGETS,
+    "structure": STRUCTURES,
+    "param": PARAMS,
+    "activation": ACTIVATIONS,
+    "width": WIDTHS,
+    "seed": SEEDS,
+}
+# packed axes: one job trains (and evaluates) every student along them as one pack
+PACK_BY = [a for a in AXES if a in config["train"]["pack_by"]]
+# a pack job's own files (logs, benchmarks): a packed axis reads all-<axis>s
+PACK = "/".join(f"all-{a}s" if a in PACK_BY else c for a, c in GRAMMAR.items())
+
+
+def student_path(stage, suffix=""):
+    """results/<stage>/<student path><suffix>, with the grid wildcards."""
+    return f"results/{stage}/{STUDENT}{suffix}"
+
+
+def pack_path(folder, suffix):
+    """<folder>/<pack path><suffix>: logs and benchmarks of one pack job."""
+    return f"{folder}/{PACK}{suffix}"
+
+
 def student_grid():
     """Every trained student, as a dict of wildcard values, in a fixed order."""
-    keys = ("target", "structure", "param", "activation", "width", "seed")
-    grid = product(TARGETS, STRUCTURES, PARAMS, ACTIVATIONS, WIDTHS, SEEDS)
-    return [dict(zip(keys, values)) for values in grid]
+    return [dict(zip(AXES, values)) for values in product(*AXES.values())]
 
 
 def student_files(pattern):
     return [pattern.format(**s) for s in student_grid()]
+
+
+def pack_members():
+    """The packed axes' values of each member of a pack, in a fixed order."""
+    return [dict(zip(PACK_BY, v)) for v in product(*(AXES[a] for a in PACK_BY))]
+
+
+def pack_outputs(stage, suffix=""):
+    """Output patterns of a pack job: one per member, the other axes as wildcards."""
+    keep = {a: f"{{{a}}}" for a in AXES if a not in PACK_BY}
+    return [student_path(stage, suffix).format(**keep, **m) for m in pack_members()]
+
+
+def members(wildcards):
+    """Every student of the pack named by ``wildcards``, as complete dicts of axis values."""
+    fixed = {a: wildcards[a] for a in AXES if a not in PACK_BY}
+    return [{a: str(v) for a, v in (fixed | m).items()} for m in pack_members()]
+
+
+def pack_targets(wildcards):
+    """The target data of each member (a member's target and seed)."""
+    return [
+        f"results/targets/{m['target']}/s{m['seed']}.pt" for m in members(wildcards)
+    ]
+
+
+def pack_files(stage, suffix=""):
+    """Input function: the per-student files of a pack's members, in member order."""
+
+    def files(wildcards):
+        return [student_path(stage, suffix).format(**m) for m in members(wildcards)]
+
+    return files
 
 
 def target_spec(wildcards):
@@ -73,7 +148,8 @@ def split_sizes(wildcards):
 
 
 def student_config(wildcards):
-    """StudentConfig fields of one student."""
+    """StudentConfig fields shared by the members of a pack (packed axes vary the data,
+    initialisation seed and target, never the model's shape)."""
     students = config["students"]
     return {
         "width": int(wildcards.width),
@@ -83,6 +159,7 @@ def student_config(wildcards):
         "dt": config["data"]["dt"],
         "eps": students["eps"],
         "eig_init": students["eig_init"],
+        "init": students["init"],
         "d_in": config["data"]["d"],
         "dtype": students["dtype"],
     }
@@ -90,7 +167,7 @@ def student_config(wildcards):
 
 def train_settings(wildcards):
     """TrainConfig fields (width monotonicity is resolved through the DAG, not here)."""
-    skip = ("width_monotone", "monotone_factor")
+    skip = ("width_monotone", "monotone_factor", "pack_by")
     return {k: v for k, v in config["train"].items() if k not in skip}
 
 
@@ -103,13 +180,14 @@ def monotone_factor(wildcards):
 
 
 def previous_width_metrics(wildcards):
-    """Width monotonicity as a DAG edge: the next narrower student's metrics, if any."""
+    """Width monotonicity as a DAG edge between packs: each member's next narrower
+    student's metrics, in member order (none for the narrowest width)."""
     width = int(wildcards.width)
     if not config["train"]["width_monotone"] or width == WIDTHS[0]:
         return []
-    narrower = WIDTHS[WIDTHS.index(width) - 1]
-    path = "results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/metrics.json"
-    return path.format(**(dict(wildcards) | {"width": narrower}))
+    narrower = str(WIDTHS[WIDTHS.index(width) - 1])
+    path = student_path("students", "/metrics.json")
+    return [path.format(**(m | {"width": narrower})) for m in members(wildcards)]
 
 
 FIGURES = [

@@ -15,24 +15,27 @@ rule estimate_target_memory:
     params:
         memory=lookup(dpath="memory", within=config),
     script:
-        "../scripts/estimate_memory.py"
+        "../scripts/estimate_target_memory.py"
 
 
 rule estimate_student_memory:
     input:
-        model="results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/model.pt",
+        models=pack_files("students", "/model.pt"),
     output:
-        memory="results/memory/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv",
-        fit="results/memory/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}_fit.tsv",
+        memory=pack_outputs("memory/students", ".tsv"),
+        fits=pack_outputs("memory/students", "_fit.tsv"),
     log:
-        "logs/estimate_student_memory/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.log",
+        pack_path("logs/estimate_student_memory", ".log"),
+    benchmark:
+        pack_path("benchmarks/estimate_student_memory", ".tsv")
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=30,
     params:
+        members=members,
         memory=lookup(dpath="memory", within=config),
     script:
-        "../scripts/estimate_memory.py"
+        "../scripts/estimate_student_memory.py"

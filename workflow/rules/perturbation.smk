@@ -1,20 +1,21 @@
 rule evaluate_perturbation:
     input:
-        target="results/targets/{target}/s{seed}.pt",
-        model="results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/model.pt",
+        targets=pack_targets,
+        models=pack_files("students", "/model.pt"),
     output:
-        table="results/perturbation/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv",
+        tables=pack_outputs("perturbation", ".tsv"),
     log:
-        "logs/evaluate_perturbation/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.log",
+        pack_path("logs/evaluate_perturbation", ".log"),
     benchmark:
-        "benchmarks/evaluate_perturbation/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv"
+        pack_path("benchmarks/evaluate_perturbation", ".tsv")
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=60,
     params:
+        members=members,
         perturbation=lookup(dpath="perturbation", within=config),
     script:
         "../scripts/evaluate_perturbation.py"

@@ -1,24 +1,25 @@
-rule train_student:
+rule train_students:
     input:
-        target="results/targets/{target}/s{seed}.pt",
+        targets=pack_targets,
         previous=previous_width_metrics,
     output:
-        model="results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/model.pt",
-        history="results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/history.tsv",
-        metrics="results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/metrics.json",
+        models=pack_outputs("students", "/model.pt"),
+        histories=pack_outputs("students", "/history.tsv"),
+        metrics=pack_outputs("students", "/metrics.json"),
     log:
-        "logs/train_student/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.log",
+        pack_path("logs/train_students", ".log"),
     benchmark:
-        "benchmarks/train_student/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv"
+        pack_path("benchmarks/train_students", ".tsv")
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mem_mb=1500,
-        runtime=60,
+        mem_mb=2000,
+        runtime=120,
     params:
+        members=members,
         student=student_config,
         train=train_settings,
         monotone_factor=monotone_factor,
     script:
-        "../scripts/train_student.py"
+        "../scripts/train_students.py"

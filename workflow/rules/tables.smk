@@ -1,11 +1,7 @@
 rule aggregate_training:
     input:
-        metrics=student_files(
-            "results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/metrics.json"
-        ),
-        histories=student_files(
-            "results/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}/history.tsv"
-        ),
+        metrics=student_files(student_path("students", "/metrics.json")),
+        histories=student_files(student_path("students", "/history.tsv")),
     output:
         training="results/tables/training.tsv",
         history="results/tables/history.tsv",
@@ -21,9 +17,7 @@ rule aggregate_training:
 
 rule aggregate_perturbation:
     input:
-        tables=student_files(
-            "results/perturbation/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv"
-        ),
+        tables=student_files(student_path("perturbation", ".tsv")),
     output:
         perturbation="results/tables/perturbation.tsv",
         radius="results/tables/stability_radius.tsv",
@@ -39,13 +33,9 @@ rule aggregate_perturbation:
 rule aggregate_memory:
     input:
         memory=expand("results/memory/targets/{target}.tsv", target=TARGETS)
-        + student_files(
-            "results/memory/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}.tsv"
-        ),
+        + student_files(student_path("memory/students", ".tsv")),
         fits=expand("results/memory/targets/{target}_fit.tsv", target=TARGETS)
-        + student_files(
-            "results/memory/students/{target}/{structure}/{param}/{activation}/w{width}/s{seed}_fit.tsv"
-        ),
+        + student_files(student_path("memory/students", "_fit.tsv")),
     output:
         memory="results/tables/memory.tsv",
         fit="results/tables/memory_fit.tsv",

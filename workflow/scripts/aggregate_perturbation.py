@@ -1,4 +1,5 @@
-"""perturbation.tsv, and from it the blow-up radii and the crossing points (SPEC §3)."""
+"""perturbation.tsv, and from it the stability radii (blow-up, approximation-lost) and the
+crossing points (SPEC §3)."""
 
 import sys
 

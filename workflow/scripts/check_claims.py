@@ -10,6 +10,7 @@ from curse_memory.tables import read_table
 
 sm = snakemake
 read = {name: read_table(path) for name, path in sm.input.items()}
+betas = read["perturbation"]["beta"]
 claims, slopes = claims_table(
     read["training"],
     read["radius"],
@@ -17,7 +18,8 @@ claims, slopes = claims_table(
     read["memory_fit"],
     specs=sm.params.targets,
     thresholds=sm.params.thresholds,
-    beta_max=float(read["perturbation"]["beta"].max()),
+    beta_max=float(betas.max()),
+    beta_min=float(betas[betas > 0].min()),  # the grid's smallest positive beta
 )
 claims.to_csv(sm.output.claims, sep="\t", index=False)
 slopes.to_csv(sm.output.slopes, sep="\t", index=False)

@@ -1,4 +1,4 @@
-"""E_m(beta) of one trained student under raw-parameter perturbations (SPEC §3)."""
+"""E_m(beta) of each student of a pack under raw-parameter perturbations (method §3)."""
 
 import sys
 
@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w")
 import pandas as pd
 import torch
 
-from curse_memory.model import load_student
+from curse_memory.model import load_student, read_checkpoint
 from curse_memory.perturbation import beta_grid, monotone_envelope, perturbation_sweep
 from curse_memory.training import resolve_device
 
@@ -15,23 +15,27 @@ sm = snakemake
 torch.set_num_threads(sm.threads)
 p = sm.params.perturbation
 device = resolve_device()
-model, _ = load_student(sm.input.model, map_location=device)
-data = torch.load(sm.input.target, weights_only=True)
 betas = beta_grid(p["beta_min"], p["beta_step"], p["n_betas"])
-
-rows = []
-for norm in p["norms"]:
-    generator = torch.Generator().manual_seed(int(sm.wildcards.seed))
-    sweep = perturbation_sweep(
-        model, data["x_test"], data["y_test"], betas, p["repeats"], norm, generator
+inputs = zip(sm.params.members, sm.input.targets, sm.input.models, sm.output.tables, strict=True)
+for member, target_path, model_path, out in inputs:
+    model, _ = load_student(model_path, map_location=device)
+    data = read_checkpoint(target_path)
+    rows = []
+    for norm in p["norms"]:
+        generator = torch.Generator().manual_seed(int(member["seed"]))
+        sweep = perturbation_sweep(
+            model, data["x_test"], data["y_test"], betas, p["repeats"], norm, generator
+        )
+        envelope = monotone_envelope([r["error"] for r in sweep])
+        for r, e in zip(sweep, envelope, strict=True):
+            rows.append({"norm": norm, "beta": r["beta"], "error": e, "error_max": r["error"]})
+            rows[-1] |= {k: r[k] for k in ("n_diverged", "n_eig_negative", "n_eig_euler")}
+        print(f"{model_path} {norm}: E(0)={envelope[0]:.3e} E(max)={envelope[-1]:.3e}",
+              file=sys.stderr)  # fmt: skip
+    keys = {k: member[k] for k in ("target", "structure", "param", "activation")}
+    keys |= {"width": int(member["width"]), "seed": int(member["seed"])}
+    zero_error = float(data["y_test"].double().pow(2).mean())  # the zero predictor's test MSE
+    table = pd.DataFrame(rows).assign(
+        **keys, tau=p["tau_factor"] * data["y_var"], lost_tau=p["lost_factor"] * zero_error
     )
-    envelope = monotone_envelope([r["error"] for r in sweep])
-    for r, e in zip(sweep, envelope, strict=True):
-        rows.append({"norm": norm, "beta": r["beta"], "error": e, "error_max": r["error"]})
-        rows[-1] |= {k: r[k] for k in ("n_diverged", "n_eig_negative", "n_eig_euler")}
-    print(f"norm {norm}: E(0)={envelope[0]:.3e} E(max)={envelope[-1]:.3e}", file=sys.stderr)
-
-keys = {k: sm.wildcards[k] for k in ("target", "structure", "param", "activation")}
-keys |= {"width": int(sm.wildcards.width), "seed": int(sm.wildcards.seed)}
-table = pd.DataFrame(rows).assign(**keys, tau=p["tau_factor"] * data["y_var"])
-table[[*keys, *rows[0], "tau"]].to_csv(sm.output.table, sep="\t", index=False)
+    table[[*keys, *rows[0], "tau", "lost_tau"]].to_csv(out, sep="\t", index=False)

@@ -1,4 +1,6 @@
-"""Figure 2 (SPEC §5): E_m(beta) vs beta for one target, one line per width.
+"""Figure 2 (SPEC §5): E_m(beta) vs beta for one target in the paper's style: one panel per
+parameterisation / activation, one curve per width (median and min-max over seeds), the
+crossing points of successive widths and the "∞" band of divergent errors.
 
 Inputs: perturbation (perturbation.tsv), crossings (crossings.tsv); wildcards.target.
 Optional params: norm ("inf" or "l2"; default "inf" when present). Output: png, pdf.

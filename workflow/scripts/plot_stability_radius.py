@@ -1,4 +1,5 @@
-"""Figure 3 (SPEC §5): crossing beta and blow-up radius beta* against width, per target.
+"""Figure 3 (SPEC §5): every stability measure against width: crossing beta, blow-up radius
+beta* and (when the radius table has it) the approximation-lost radius beta_lost.
 
 Inputs: radius (stability_radius.tsv), crossings (crossings.tsv), perturbation
 (perturbation.tsv, for the grid maximum). Optional params: norm. Output: png, pdf.

@@ -1,32 +1,54 @@
 """From per-student results to the paper's claims (SPEC §3, "expected pattern").
 
 Everything here works on the long-format tables of the workflow (pandas DataFrames):
-stability radii and crossing points per model, slopes of log beta against log m with a
-confidence interval, and the claims table whose rows are computed, never typed in.
+stability radii (blow-up and approximation-lost) and crossing points per model, slopes
+of log beta against log m with a confidence interval, and the claims table whose rows are
+computed, never typed in: one small function per claim (``CLAIMS``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .perturbation import crossing_point, stability_radius
+from .perturbation import (
+    approximation_lost_radius,
+    crossing_point,
+    monotone_envelope,
+    stability_radius,
+)
 
 KEYS = ["target", "structure", "param", "activation"]  # one student family
 MODEL = [*KEYS, "width", "seed"]  # one trained student
 
 
 # ---------------------------------------------------------------------------- tables
-def radius_table(perturbation: pd.DataFrame) -> pd.DataFrame:
-    """Blow-up radius beta*(tau) of every student and norm (needs a ``tau`` column).
+# the two stability radii of radius_table: measure -> (value column, censored column)
+RADII = {"blowup": ("beta_star", "censored"), "lost": ("beta_lost", "lost_censored")}
 
-    Also what the draws at the first grid beta past the radius crossed: how many pushed an
+
+def radius_table(perturbation: pd.DataFrame) -> pd.DataFrame:
+    """Stability radii of every student and norm (needs ``tau`` and ``lost_tau`` columns).
+
+    Blow-up radius beta*(tau) (``beta_star``, ``censored``): the largest grid beta with
+    E <= tau. Also what the draws at the first grid beta past it crossed: how many pushed an
     eigenvalue of A below 0 (``blowup_eig_negative``) or above the Euler bound 2/dt
     (``blowup_eig_euler``), so a discretisation blow-up is not mistaken for the curse.
+    Approximation-lost radius (``beta_lost``, ``lost_censored``): the smallest grid beta
+    with E above ``lost_tau`` (lost_factor x the zero predictor's error), the radius that
+    means something for bounded activations, which never blow up.
     """
+    if "lost_tau" not in perturbation.columns:
+        raise ValueError(
+            "radius_table needs a 'lost_tau' column (lost_factor x the zero predictor's test "
+            "error, one value per student) next to 'tau'; the perturbation tables have only "
+            f"{list(perturbation.columns)}: re-run the perturbation evaluation"
+        )
     rows = []
     for key, g in perturbation.groupby([*MODEL, "norm"], sort=True):
         g = g.sort_values("beta")
@@ -37,6 +59,10 @@ def radius_table(perturbation: pd.DataFrame) -> pd.DataFrame:
         rows[-1] |= {"beta_star": beta_star, "censored": censored}
         for cause in ("eig_negative", "eig_euler"):
             rows[-1][f"blowup_{cause}"] = int(past[f"n_{cause}"].sum()) if len(past) else 0
+        lost_tau = float(g["lost_tau"].iloc[0])
+        envelope = monotone_envelope(g["error"])
+        beta_lost, lost_censored = approximation_lost_radius(g["beta"], envelope, lost_tau)
+        rows[-1] |= {"lost_tau": lost_tau, "beta_lost": beta_lost, "lost_censored": lost_censored}
     return pd.DataFrame(rows)
 
 
@@ -78,18 +104,28 @@ def log_slope(width, value, seed=None) -> dict:
     return out
 
 
-def slope_table(radius: pd.DataFrame, crossings: pd.DataFrame, beta_max: float) -> pd.DataFrame:
-    """Slopes of log beta vs log m per family and norm, for both stability measures.
+def radius_values(radius: pd.DataFrame, measure: str, beta_max: float) -> pd.Series:
+    """The ``measure`` radius ("blowup" or "lost") of every row, censored ones at beta_max."""
+    value, censored = RADII[measure]
+    return radius[value].where(~radius[censored].astype(bool), beta_max)
 
-    A censored radius (no blow-up on the grid) or a crossing that never happens is only
+
+def slope_table(radius: pd.DataFrame, crossings: pd.DataFrame, beta_max: float) -> pd.DataFrame:
+    """Slopes of log beta vs log m per family and norm, for every stability measure.
+
+    The measures: "blowup" (beta*), "lost" (approximation-lost radius) and "crossing". A
+    censored radius (nothing happened on the grid) or a crossing that never happens is only
     known to lie beyond the grid: it enters the fit at ``beta_max``, a lower bound, and is
     counted in ``n_censored``. Crossings of non-monotone pairs mean nothing and are dropped.
     """
-    blowup = radius.assign(
-        measure="blowup",
-        beta=radius["beta_star"].where(~radius["censored"].astype(bool), beta_max),
-        cens=radius["censored"].astype(bool),
-    )
+    radii = [
+        radius.assign(
+            measure=measure,
+            beta=radius_values(radius, measure, beta_max),
+            cens=radius[censored].astype(bool),
+        )
+        for measure, (_, censored) in RADII.items()
+    ]
     cross = crossings[crossings["status"] != "not_monotone"]
     cross = cross.assign(
         measure="crossing",
@@ -97,7 +133,7 @@ def slope_table(radius: pd.DataFrame, crossings: pd.DataFrame, beta_max: float) 
         cens=cross["status"] == "never",
     )
     rows = []
-    for key, g in pd.concat([blowup, cross]).groupby([*KEYS, "norm", "measure"], sort=True):
+    for key, g in pd.concat([*radii, cross]).groupby([*KEYS, "norm", "measure"], sort=True):
         row = dict(zip([*KEYS, "norm", "measure"], key, strict=True))
         row |= log_slope(g["width"], g["beta"])
         rows.append(row | {"n_censored": int(g["cens"].sum())})
@@ -106,6 +142,15 @@ def slope_table(radius: pd.DataFrame, crossings: pd.DataFrame, beta_max: float) 
 
 
 # ---------------------------------------------------------------------------- claims
+CLAIM_COLUMNS = ["claim", "setting", "measure", "expected", "measured", "holds"]
+# claims.radius: which radius claims 2b, 3 and 5b use per activation (bounded ones never blow up)
+DEFAULT_RADIUS = {"linear": "blowup", "tanh": "lost", "hardtanh": "lost"}
+RADIUS_NAME = {"blowup": "blow-up radius", "lost": "approximation-lost radius"}
+RADIUS_SYMBOL = {"blowup": "beta*", "lost": "beta_lost"}
+STABLE_PARAMS = ["exp", "softplus", "best"]
+EDGE_SHARE = 0.1  # claim "grid": at most this share of crossings at the smallest beta
+
+
 def target_role(spec: dict) -> str:
     """exp / pol (linear kernels), readout_pol, teacher, or other."""
     if spec["kind"] == "teacher_rnn":
@@ -115,6 +160,62 @@ def target_role(spec: dict) -> str:
     if spec.get("kernel") == "exp" and spec["kind"] == "linear":
         return "exp"
     return "other"
+
+
+@dataclass
+class ClaimContext:
+    """What every claim reads: the first norm's tables, the target roles and the thresholds
+    (the config's ``claims`` section), the grid's largest and smallest positive beta."""
+
+    training: pd.DataFrame
+    radius: pd.DataFrame
+    crossings: pd.DataFrame
+    slopes: pd.DataFrame
+    memory_fit: pd.DataFrame
+    specs: dict[str, dict]
+    thresholds: dict
+    beta_max: float
+    beta_min: float | None = None
+    roles: dict[str, str] = field(init=False)
+
+    def __post_init__(self):
+        self.roles = {name: target_role(spec) for name, spec in self.specs.items()}
+
+    def targets(self, role: str) -> list[str]:
+        return [t for t, r in self.roles.items() if r == role]
+
+    def families(self, target: str, params: list[str] | None = None):
+        """The slopes of ``target``, grouped by (structure, param, activation)."""
+        sub = self.slopes[self.slopes["target"] == target]
+        if params is not None:
+            sub = sub[sub["param"].isin(params)]
+        return sub.groupby(["structure", "param", "activation"], sort=True)
+
+    def radius_measure(self, activation: str) -> str:
+        """The radius ("blowup" or "lost") the claims use for ``activation``."""
+        measures = DEFAULT_RADIUS | dict(self.thresholds.get("radius") or {})
+        measure = measures.get(activation)
+        if measure not in RADII:
+            raise ValueError(
+                f"claims.radius.{activation} is {measure!r}; expected one of {list(RADII)}"
+            )
+        return measure
+
+    def exp_reference(self, target: str) -> str | None:
+        """The exp target to compare ``target`` with: one of the same horizon T if any."""
+        exps = self.targets("exp")
+        same_t = [t for t in exps if self.specs[t].get("T") == self.specs[target].get("T")]
+        return (same_t or exps or [None])[0]
+
+
+def _select(table: pd.DataFrame, fam: dict) -> pd.DataFrame:
+    return table.loc[(table[list(fam)] == pd.Series(fam)).all(axis=1)]
+
+
+def _row(claim, setting, measure, expected, measured, holds) -> dict:
+    holds = holds if isinstance(holds, str) else ("true" if holds else "false")
+    values = (claim, setting, measure, expected, measured, holds)
+    return dict(zip(CLAIM_COLUMNS, values, strict=True))
 
 
 def _fmt(v: float) -> str:
@@ -127,7 +228,7 @@ def _slope_text(row: pd.Series) -> str:
 
 
 def _flat(row: pd.Series, threshold: float) -> bool:
-    """'Does not shrink': slope >= threshold, or its CI includes 0, or nothing blew up."""
+    """'Does not shrink': slope >= threshold, or its CI includes 0, or all censored."""
     if row.n_censored == row.n:
         return True
     if not np.isfinite(row.slope):
@@ -147,15 +248,248 @@ def _causes(radius: pd.DataFrame) -> str:
     return f"draws past beta* with an eigenvalue < 0: {neg}, > 2/dt: {euler}"
 
 
-def _radius_ratio(radius: pd.DataFrame, num: dict, den: dict, beta_max: float) -> pd.Series:
-    """beta*(num) / beta*(den), matched on width and seed; censored radii at beta_max."""
+def _radius_detail(radius: pd.DataFrame, measure: str) -> str:
+    """Blow-up: what the draws crossed; lost: how many students lose it unperturbed."""
+    if measure == "blowup":
+        return _causes(radius)
+    at_zero = int(((radius["beta_lost"] == 0) & ~radius["lost_censored"].astype(bool)).sum())
+    return f"worse than the zero predictor at beta=0: {at_zero} of {len(radius)}"
+
+
+def _radius_ratio(
+    radius: pd.DataFrame, num: dict, den: dict, beta_max: float, measure: str = "blowup"
+) -> pd.Series:
+    """radius(num) / radius(den), matched on width and seed; censored radii at beta_max."""
 
     def pick(sel):
-        sub = radius.loc[(radius[list(sel)] == pd.Series(sel)).all(axis=1)]
-        value = sub["beta_star"].where(~sub["censored"].astype(bool), beta_max)
+        sub = _select(radius, sel)
+        value = radius_values(sub, measure, beta_max)
         return value.set_axis(pd.MultiIndex.from_frame(sub[["width", "seed"]]))
 
     return (pick(num) / pick(den)).dropna()
+
+
+def _family(target: str, structure: str, param: str, act: str) -> tuple[dict, str]:
+    fam = {"target": target, "structure": structure, "param": param, "activation": act}
+    return fam, f"{target}/{structure}/{param}/{act}"
+
+
+# -- rows shared by several claims
+def _stable_rows(ctx: ClaimContext, claim: str, target: str) -> list[dict]:
+    """Every family of ``target``: no stability measure shrinks with m."""
+    flat, rows = ctx.thresholds["flat_slope"], []
+    for (structure, param, act), g in ctx.families(target):
+        for measure in (*RADII, "crossing"):
+            row = g[g["measure"] == measure].iloc[0]
+            rows.append(
+                _row(
+                    claim,
+                    f"{target}/{structure}/{param}/{act} {measure}",
+                    measure,
+                    f"{measure} radius does not shrink with m (slope >= {flat} or CI has 0)",
+                    _slope_text(row),
+                    _flat(row, flat),
+                )
+            )
+    return rows
+
+
+def _loss_falls(ctx: ClaimContext, fam: dict, setting: str) -> dict:
+    """2a: the median test loss over seeds falls with every width step."""
+    loss = _select(ctx.training, fam).groupby("width")["test_loss"].median().sort_index()
+    falls = bool(len(loss) > 1 and (np.diff(loss.to_numpy()) < 0).all())
+    measured = " > ".join(f"m={w}: {_fmt(v)}" for w, v in loss.items())
+    return _row("2a", setting, "loss", "test loss falls with width", measured, falls)
+
+
+def _radius_below_exp(ctx: ClaimContext, claim: str, fam: dict, setting: str) -> dict:
+    """{claim}b: the family's radius <= blowup_ratio x the exp target's, at every m."""
+    measure = ctx.radius_measure(fam["activation"])
+    exp_ref = ctx.exp_reference(fam["target"])
+    if exp_ref is None:
+        expected = f"{RADIUS_NAME[measure]} well below the exp target's"
+        return _row(claim, setting, measure, expected, "no exp target in this config", "n/a")
+    ratio = _radius_ratio(ctx.radius, fam, fam | {"target": exp_ref}, ctx.beta_max, measure)
+    limit, sym = ctx.thresholds["blowup_ratio"], RADIUS_SYMBOL[measure]
+    return _row(
+        claim,
+        setting,
+        measure,
+        f"{sym}(pol) <= {limit} x {sym}({exp_ref}) at every m",
+        f"ratio max {_fmt(ratio.max())}, median {_fmt(ratio.median())}; "
+        + _radius_detail(_select(ctx.radius, fam), measure),
+        bool(len(ratio) and ratio.max() <= limit),
+    )
+
+
+def _curse_rows(ctx: ClaimContext, claim: str, target: str) -> list[dict]:
+    """The direct families of ``target``: (2a: loss falls,) {claim}b: radius well below
+    the exp target's, {claim}c: crossings shrink."""
+    shrink, rows = ctx.thresholds["shrink_slope"], []
+    for (structure, param, act), g in ctx.families(target, ["direct"]):
+        fam, setting = _family(target, structure, param, act)
+        if claim == "2":
+            rows.append(_loss_falls(ctx, fam, setting))
+        rows.append(_radius_below_exp(ctx, f"{claim}b", fam, setting))
+        row = g[g["measure"] == "crossing"].iloc[0]
+        rows.append(
+            _row(
+                f"{claim}c",
+                f"{setting} crossing",
+                "crossing",
+                f"crossings shrink with m (slope <= {shrink}, CI below 0)",
+                _slope_text(row),
+                _shrinks(row, shrink),
+            )
+        )
+    return rows
+
+
+# -- the claims (SPEC §3, "expected pattern"): each takes the context, returns its rows
+def claim_1(ctx: ClaimContext) -> list[dict]:
+    """Claim 1, exp target: stable approximation.
+
+    Expected: for every family on an exp target, neither radius (blow-up, approximation
+    lost) nor the crossings shrink as m grows. Measured: the slope of log beta vs log m
+    (censored at beta_max); holds when slope >= flat_slope, or its CI has 0, or all censored.
+    """
+    return [row for target in ctx.targets("exp") for row in _stable_rows(ctx, "1", target)]
+
+
+def claim_2(ctx: ClaimContext) -> list[dict]:
+    """Claim 2, pol target with the direct parameterisation: the curse of memory.
+
+    Expected, per family: 2a the median test loss falls with m; 2b the radius configured for
+    the activation (claims.radius) is <= blowup_ratio x the exp target's (same T, matched on
+    width and seed, censored at beta_max) at every m; 2c the crossings shrink (slope <=
+    shrink_slope with the CI below 0).
+    """
+    return [row for target in ctx.targets("pol") for row in _curse_rows(ctx, "2", target)]
+
+
+def _radius_later_than_direct(ctx: ClaimContext, fam: dict, setting: str) -> dict:
+    """3: the configured radius is never reached on the grid, or >= later_ratio x direct's."""
+    measure, later = ctx.radius_measure(fam["activation"]), ctx.thresholds["later_ratio"]
+    mine = _select(ctx.radius, fam)
+    censored, sym = mine[RADII[measure][1]].astype(bool), RADIUS_SYMBOL[measure]
+    what = "blow-up" if measure == "blowup" else "approximation lost"
+    if censored.all():
+        expected = f"no {what} on the grid, or far later than direct"
+        measured = f"no {what} on the grid (beta <= {_fmt(ctx.beta_max)})"
+        return _row("3", f"{setting} {measure}", measure, expected, measured, True)
+    ratio = _radius_ratio(ctx.radius, fam, fam | {"param": "direct"}, ctx.beta_max, measure)
+    happened = "blew up" if measure == "blowup" else "lost it"
+    return _row(
+        "3",
+        f"{setting} {measure}",
+        measure,
+        f"{sym}({fam['param']}) >= {later} x {sym}(direct) at every m",
+        f"ratio min {_fmt(ratio.min())} ({int((~censored).sum())} of {len(mine)} {happened}; "
+        f"{_radius_detail(mine, measure)})",
+        bool(len(ratio) and ratio.min() >= later),
+    )
+
+
+def claim_3(ctx: ClaimContext) -> list[dict]:
+    """Claim 3, pol target with exp/softplus/best: stable again.
+
+    Expected, per family: the radius configured for the activation is never reached on the
+    grid, or is >= later_ratio x direct's at every m (matched on width and seed, censored at
+    beta_max); the crossings do not shrink (slope >= flat_slope or CI has 0, as claim 1).
+    """
+    flat, rows = ctx.thresholds["flat_slope"], []
+    for target in ctx.targets("pol"):
+        for (structure, param, act), g in ctx.families(target, STABLE_PARAMS):
+            fam, setting = _family(target, structure, param, act)
+            rows.append(_radius_later_than_direct(ctx, fam, setting))
+            row = g[g["measure"] == "crossing"].iloc[0]
+            expected = f"crossings do not shrink (slope >= {flat} or CI has 0)"
+            measured, ok = _slope_text(row), _flat(row, flat)
+            rows.append(_row("3", f"{setting} crossing", "crossing", expected, measured, ok))
+    return rows
+
+
+def claim_4(ctx: ClaimContext) -> list[dict]:
+    """Claim 4, memory: every trained student's memory decays exponentially; the pol
+    targets' polynomially, the exp and teacher targets' exponentially.
+
+    Measured: the better of the two tail fits (memory_fit.tsv) per student, counted per
+    family, with the students whose A has a zero eigenvalue (a dead relu unit); per target
+    the verdict and both fit qualities.
+    """
+    students = ctx.memory_fit[ctx.memory_fit["kind"] == "student"].copy()
+    parts = students["subject"].str.split("/", expand=True)
+    students["family"] = parts[0] + "/" + parts[1] + "/" + parts[2] + "/" + parts[3]
+    eig = ctx.training.assign(
+        subject=ctx.training[MODEL]
+        .astype(str)
+        .agg("/".join, axis=1)
+        .str.replace(r"/(\d+)/(\d+)$", r"/w\1/s\2", regex=True)
+    ).set_index("subject")["min_eig"]
+    rows = []
+    for family, g in students.groupby("family", sort=True):
+        n_exp = int((g["decay"] == "exponential").sum())
+        verdicts = g.loc[g["decay"] != "exponential", "decay"].value_counts()
+        zero = int((eig.reindex(g["subject"]) <= 0).sum())
+        measured = f"{n_exp}/{len(g)} exponential"
+        if len(verdicts):
+            measured += "; " + ", ".join(f"{n} {v}" for v, n in verdicts.items())
+        if zero:
+            measured += f"; {zero} with a zero eigenvalue (a dead relu unit)"
+        expected = "memory fits exponential better than polynomial"
+        rows.append(_row("4", f"{family} students", "memory", expected, measured, n_exp == len(g)))
+    want = {"pol": "polynomial", "readout_pol": "polynomial"}
+    want |= {"exp": "exponential", "teacher": "exponential"}
+    for _, fit in ctx.memory_fit[ctx.memory_fit["kind"] == "target"].iterrows():
+        decay = want.get(ctx.roles.get(fit["subject"], "other"))
+        if decay:
+            measured = f"{fit['decay']} (R2 exp {_fmt(fit['fit_exp'])}, pol {_fmt(fit['fit_pol'])})"
+            setting, expected = f"target {fit['subject']}", f"memory fits {decay}"
+            rows.append(_row("4", setting, "memory", expected, measured, fit["decay"] == decay))
+    return rows
+
+
+def claim_5(ctx: ClaimContext) -> list[dict]:
+    """Claim 5, nonlinear targets: nonlinear_readout(pol) like claim 2 (rows 5b, 5c),
+    teacher_rnn like claim 1 (rows 5); one "n/a" row when the config has neither."""
+    readout, teachers = ctx.targets("readout_pol"), ctx.targets("teacher")
+    rows = [row for target in readout for row in _curse_rows(ctx, "5", target)]
+    rows += [row for target in teachers for row in _stable_rows(ctx, "5", target)]
+    if not readout and not teachers:
+        expected = "nonlinear_readout(pol) like 2, teacher_rnn like 1"
+        measured = "not evaluated: no nonlinear target in this config"
+        rows.append(_row("5", "nonlinear targets", "none", expected, measured, "n/a"))
+    return rows
+
+
+def claim_grid(ctx: ClaimContext) -> list[dict]:
+    """Claim "grid": the beta grid starts early enough to resolve the crossings.
+
+    A crossing at the grid's smallest beta > 0 only says it lies somewhere in (0, beta_min].
+    Measured: of all crossed pairs (first norm, every family), how many have beta_cross at
+    beta_min; holds when that share is <= EDGE_SHARE (10%); "n/a" without crossings.
+    """
+    expected = f"at most {EDGE_SHARE:.0%} of crossings at the grid's smallest beta"
+    if ctx.beta_min is None:
+        return [_row("grid", "all crossings", "grid", expected, "beta_min not given", "n/a")]
+    setting = f"all crossings (beta_min {_fmt(ctx.beta_min)})"
+    beta = ctx.crossings.loc[ctx.crossings["status"] == "crossed", "beta_cross"].to_numpy(float)
+    if len(beta) == 0:
+        return [_row("grid", setting, "grid", expected, "0 of 0 (no crossing)", "n/a")]
+    edge = int(np.isclose(beta, ctx.beta_min, rtol=1e-9, atol=0).sum())
+    share = edge / len(beta)
+    measured = f"{edge} of {len(beta)} ({100 * share:.3g}%)"
+    return [_row("grid", setting, "grid", expected, measured, share <= EDGE_SHARE)]
+
+
+CLAIMS: list[Callable[[ClaimContext], list[dict]]] = [
+    claim_1,
+    claim_2,
+    claim_3,
+    claim_4,
+    claim_5,
+    claim_grid,
+]
 
 
 def claims_table(
@@ -166,184 +500,28 @@ def claims_table(
     specs: dict[str, dict],
     thresholds: dict,
     beta_max: float,
+    beta_min: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The claims table (claim, setting, expected, measured, holds) and the slopes behind it.
+    """The claims table (claim, setting, measure, expected, measured, holds) and the slopes
+    behind it: every claim of ``CLAIMS`` in turn.
 
     The claims use the first perturbation norm in ``radius``; the slopes cover every norm.
-    ``holds`` is "true", "false", or "n/a" where the config has no setting to test it on.
+    ``beta_max``/``beta_min`` are the grid's largest and smallest positive beta (without
+    ``beta_min`` the "grid" claim is n/a). ``holds`` is "true", "false", or "n/a" where the
+    config has no setting to test it on.
     """
     all_slopes = slope_table(radius, crossings, beta_max)  # every norm, for the sensitivity
     norm = radius["norm"].iloc[0]
-    radius, crossings = radius[radius["norm"] == norm], crossings[crossings["norm"] == norm]
-    slopes = all_slopes[all_slopes["norm"] == norm]
-    roles = {name: target_role(spec) for name, spec in specs.items()}
-    flat, shrink = thresholds["flat_slope"], thresholds["shrink_slope"]
-    rows: list[dict] = []
-
-    def add(claim, setting, expected, measured, holds):
-        holds = holds if isinstance(holds, str) else ("true" if holds else "false")
-        rows.append(
-            dict(claim=claim, setting=setting, expected=expected, measured=measured, holds=holds)
-        )
-
-    def families(target, params=None):
-        sub = slopes[slopes["target"] == target]
-        if params is not None:
-            sub = sub[sub["param"].isin(params)]
-        return sub.groupby(["structure", "param", "activation"], sort=True)
-
-    def stable_rows(claim, target):
-        for (structure, param, act), g in families(target):
-            for measure in ("blowup", "crossing"):
-                row = g[g["measure"] == measure].iloc[0]
-                add(
-                    claim,
-                    f"{target}/{structure}/{param}/{act} {measure}",
-                    f"{measure} radius does not shrink with m (slope >= {flat} or CI has 0)",
-                    _slope_text(row),
-                    _flat(row, flat),
-                )
-
-    exp_targets = [t for t, r in roles.items() if r == "exp"]
-    for target in exp_targets:
-        stable_rows("1", target)
-
-    def curse_rows(claim, target):
-        exp_ref = next(
-            (t for t in exp_targets if specs[t].get("T") == specs[target].get("T")),
-            exp_targets[0] if exp_targets else None,
-        )
-        for (structure, param, act), g in families(target, ["direct"]):
-            fam = {"target": target, "structure": structure, "param": param, "activation": act}
-            setting = f"{target}/{structure}/{param}/{act}"
-            if claim == "2":
-                t = training.loc[(training[list(fam)] == pd.Series(fam)).all(axis=1)]
-                loss = t.groupby("width")["test_loss"].median().sort_index()
-                falls = bool(len(loss) > 1 and (np.diff(loss.to_numpy()) < 0).all())
-                add(
-                    "2a",
-                    setting,
-                    "test loss falls with width",
-                    " > ".join(f"m={w}: {_fmt(v)}" for w, v in loss.items()),
-                    falls,
-                )
-            sub = "2" if claim == "2" else "5"
-            if exp_ref is None:
-                add(
-                    f"{sub}b",
-                    setting,
-                    "blow-up radius well below the exp target's",
-                    "no exp target in this config",
-                    "n/a",
-                )
-            else:
-                ratio = _radius_ratio(radius, fam, fam | {"target": exp_ref}, beta_max)
-                mine = radius.loc[(radius[list(fam)] == pd.Series(fam)).all(axis=1)]
-                add(
-                    f"{sub}b",
-                    setting,
-                    f"beta*(pol) <= {thresholds['blowup_ratio']} x beta*({exp_ref}) at every m",
-                    f"ratio max {_fmt(ratio.max())}, median {_fmt(ratio.median())}; "
-                    + _causes(mine),
-                    bool(len(ratio) and ratio.max() <= thresholds["blowup_ratio"]),
-                )
-            row = g[g["measure"] == "crossing"].iloc[0]
-            add(
-                f"{sub}c",
-                f"{setting} crossing",
-                f"crossings shrink with m (slope <= {shrink}, CI below 0)",
-                _slope_text(row),
-                _shrinks(row, shrink),
-            )
-
-    for target in [t for t, r in roles.items() if r == "pol"]:
-        curse_rows("2", target)
-        for (structure, param, act), g in families(target, ["exp", "softplus", "best"]):
-            fam = {"target": target, "structure": structure, "param": param, "activation": act}
-            setting = f"{target}/{structure}/{param}/{act}"
-            mine = radius.loc[(radius[list(fam)] == pd.Series(fam)).all(axis=1)]
-            if mine["censored"].astype(bool).all():
-                causes = _causes(mine)
-                add(
-                    "3",
-                    f"{setting} blowup",
-                    "no blow-up on the grid, or far later than direct",
-                    f"no blow-up on the grid (beta <= {_fmt(beta_max)})",
-                    True,
-                )
-            else:
-                ratio = _radius_ratio(radius, fam, fam | {"param": "direct"}, beta_max)
-                causes = _causes(mine)
-                add(
-                    "3",
-                    f"{setting} blowup",
-                    f"beta*({param}) >= {thresholds['later_ratio']} x beta*(direct) at every m",
-                    f"ratio min {_fmt(ratio.min())} ({int((~mine['censored'].astype(bool)).sum())}"
-                    f" of {len(mine)} blew up; {causes})",
-                    bool(len(ratio) and ratio.min() >= thresholds["later_ratio"]),
-                )
-            row = g[g["measure"] == "crossing"].iloc[0]
-            add(
-                "3",
-                f"{setting} crossing",
-                f"crossings do not shrink (slope >= {flat} or CI has 0)",
-                _slope_text(row),
-                _flat(row, flat),
-            )
-
-    students = memory_fit[memory_fit["kind"] == "student"].copy()
-    parts = students["subject"].str.split("/", expand=True)
-    students["family"] = parts[0] + "/" + parts[1] + "/" + parts[2] + "/" + parts[3]
-    eig = training.assign(
-        subject=training[MODEL]
-        .astype(str)
-        .agg("/".join, axis=1)
-        .str.replace(r"/(\d+)/(\d+)$", r"/w\1/s\2", regex=True)
-    ).set_index("subject")["min_eig"]
-    for family, g in students.groupby("family", sort=True):
-        n_exp = int((g["decay"] == "exponential").sum())
-        verdicts = g.loc[g["decay"] != "exponential", "decay"].value_counts()
-        zero = int((eig.reindex(g["subject"]) <= 0).sum())
-        measured = f"{n_exp}/{len(g)} exponential"
-        if len(verdicts):
-            measured += "; " + ", ".join(f"{n} {v}" for v, n in verdicts.items())
-        if zero:
-            measured += f"; {zero} with a zero eigenvalue (a dead relu unit)"
-        add(
-            "4",
-            f"{family} students",
-            "memory fits exponential better than polynomial",
-            measured,
-            n_exp == len(g),
-        )
-    for _, fit in memory_fit[memory_fit["kind"] == "target"].iterrows():
-        want = {
-            "pol": "polynomial",
-            "readout_pol": "polynomial",
-            "exp": "exponential",
-            "teacher": "exponential",
-        }.get(roles.get(fit["subject"], "other"))
-        if want:
-            add(
-                "4",
-                f"target {fit['subject']}",
-                f"memory fits {want}",
-                f"{fit['decay']} (R2 exp {_fmt(fit['fit_exp'])}, pol {_fmt(fit['fit_pol'])})",
-                fit["decay"] == want,
-            )
-
-    readout = [t for t, r in roles.items() if r == "readout_pol"]
-    teachers = [t for t, r in roles.items() if r == "teacher"]
-    for target in readout:
-        curse_rows("5", target)
-    for target in teachers:
-        stable_rows("5", target)
-    if not readout and not teachers:
-        add(
-            "5",
-            "nonlinear targets",
-            "nonlinear_readout(pol) like 2, teacher_rnn like 1",
-            "not evaluated: no nonlinear target in this config",
-            "n/a",
-        )
-    return pd.DataFrame(rows), all_slopes
+    ctx = ClaimContext(
+        training=training,
+        radius=radius[radius["norm"] == norm],
+        crossings=crossings[crossings["norm"] == norm],
+        slopes=all_slopes[all_slopes["norm"] == norm],
+        memory_fit=memory_fit,
+        specs=specs,
+        thresholds=thresholds,
+        beta_max=beta_max,
+        beta_min=beta_min,
+    )
+    rows = [row for claim in CLAIMS for row in claim(ctx)]
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS), all_slopes

@@ -80,3 +80,26 @@ def decay_fit(t: np.ndarray, memory: np.ndarray, t_min: float = 0.0, floor: floa
     if fall < math.log(2):
         result["decay"] = "non-decaying"
     return result
+
+
+def memory_tables(
+    fn: Callable[[np.ndarray], np.ndarray],
+    labels: dict,
+    d: int,
+    dt: float,
+    settings: dict,
+    analytic: Callable[[np.ndarray], np.ndarray] | None = None,
+):
+    """The memory table (about 200 log-spaced times) and the one-row fit table of ``fn``.
+
+    ``labels`` (subject, kind, target) head every row; ``settings`` is the config's
+    ``memory`` section (amplitudes, horizon, fit_from). The fit uses every time step.
+    """
+    import pandas as pd
+
+    t, memory = memory_function(fn, settings["horizon"], d, dt, settings["amplitudes"])
+    fit = decay_fit(t, memory, t_min=settings["fit_from"])
+    keep = np.unique(np.geomspace(1, len(t), 200).astype(int) - 1)
+    table = pd.DataFrame(labels | {"t": t[keep], "memory": memory[keep]})
+    table["analytic"] = analytic(t[keep]) if analytic is not None else np.nan
+    return table, pd.DataFrame([labels | fit])

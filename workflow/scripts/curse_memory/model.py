@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 STRUCTURES = ("diagonal", "orthogonal", "dense")
+INITS = ("uniform", "reference")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -103,12 +104,14 @@ class StudentConfig:
     d_out: int = 1  # o
     dtype: str = "float32"  # float32 | float64
     fast_linear: bool = True  # linear activation: exact convolution instead of the loop
+    init: str = "uniform"  # uniform: a_i ~ U[eig_init] | reference: raw w ~ N(0, 1)
 
     def __post_init__(self):
         check_choice("structure", self.structure, STRUCTURES)
         check_choice("parameterisation", self.parameterisation, PARAMETERISATIONS)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("dtype", self.dtype, DTYPES)
+        check_choice("init", self.init, INITS)
         self.eig_init = tuple(float(v) for v in self.eig_init)
         lo, hi = self.eig_init
         if int(self.width) != self.width or self.width < 1:
@@ -133,7 +136,12 @@ class StudentConfig:
 
 # ---------------------------------------------------------------------------- params
 def init_params(cfg: StudentConfig, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """Raw parameters of a fresh student (SPEC §2 initialisation), in ``cfg.dtype``."""
+    """Raw parameters of a fresh student (SPEC §2 initialisation), in ``cfg.dtype``.
+
+    ``init="uniform"``: eigenvalues a_i ~ U[eig_init], w = f^{-1}(a). ``init="reference"``:
+    the reference code's raw w ~ N(0, 1) (direct: about half the units get a = relu(w) = 0;
+    softplus: a may exceed 2/dt); the dense structure has no w and keeps the uniform draw.
+    """
     m, d, o = cfg.width, cfg.d_in, cfg.d_out
     f64 = torch.float64
     lo, hi = cfg.eig_init
@@ -143,6 +151,8 @@ def init_params(cfg: StudentConfig, generator: torch.Generator | None = None) ->
     params: dict[str, Tensor] = {}
     if cfg.structure == "dense":
         params["A"] = (q * a) @ q.T
+    elif cfg.init == "reference":
+        params["w"] = torch.randn(m, generator=generator, dtype=f64)
     else:
         params["w"] = PARAMETERISATIONS[cfg.parameterisation].inverse(a, cfg.eps)
         if cfg.structure == "orthogonal":
@@ -189,7 +199,8 @@ def student_forward(
     Args:
         params: raw parameters; each either unbatched (w (m,), U (m, d), c (o, m), ...)
             or with a leading dim r of copies (w (r, m), U (r, m, d), ...).
-        x: inputs (b, t, d), shared by all copies.
+        x: inputs (b, t, d), shared by all copies, or (r, b, t, d), one batch per copy
+            (packed training: every copy sees its own data).
         raw: evaluation map of f (see ``recurrence``).
     Returns:
         yhat (b, t, o), or (r, b, t, o) for batched parameters.
@@ -198,25 +209,30 @@ def student_forward(
     rec = recurrence(params, cfg, raw)
     if cfg.activation == "linear" and cfg.fast_linear:
         return _linear_convolution(params, rec, x, cfg)
-    states = _hidden_states(params, rec, x, cfg)  # ([r,] b, t, m)
+    states = _hidden_states(params, rec, x, cfg)  # (b, t, m) or time-major (t, r, b, m)
     return _readout(params, states)
 
 
 def _readout(params: Mapping[str, Tensor], states: Tensor) -> Tensor:
     c, c0 = params["c"], params["c0"]
-    if c.dim() == 3:  # (r, o, m): states (r, b, t, m)
-        return states @ c.transpose(-1, -2).unsqueeze(1) + c0[:, None, None, :]
+    if c.dim() == 3:  # (r, o, m), states (t, r, b, m): one (t b, m) @ (m, o) per copy
+        return torch.einsum("trbm,rom->rbto", states, c) + c0[:, None, None, :]
     return F.linear(states, c, c0)
 
 
 def _hidden_states(
     params: Mapping[str, Tensor], rec: Tensor, x: Tensor, cfg: StudentConfig
 ) -> Tensor:
-    """h_1..h_T by the Euler recurrence, time-major, with U x + b formed for all steps."""
+    """h_1..h_T by the Euler recurrence, with U x + b formed for all steps.
+
+    Returns (b, t, m) for one student, time-major (t, r, b, m) for r copies.
+    """
     U, bias = params["U"], params["b"]
     batched = U.dim() == 3
     xt = x.transpose(0, 1)  # (t, b, d)
-    if batched:  # (t, 1, b, d) @ (1, r, d, m) -> (t, r, b, m)
+    if x.dim() == 4:  # one batch per copy: (r, b, t, d) -> (t, r, b, m)
+        z = torch.einsum("rbtd,rmd->trbm", x, U).contiguous() + bias[None, :, None, :]
+    elif batched:  # (t, 1, b, d) @ (1, r, d, m) -> (t, r, b, m)
         z = xt.unsqueeze(1) @ U.transpose(-1, -2).unsqueeze(0) + bias[None, :, None, :]
     else:
         z = F.linear(xt, U, bias)  # (t, b, m)
@@ -235,7 +251,9 @@ def _hidden_states(
         for zk in zs[1:]:
             h = torch.add(h, act(matmul_add(zk, h, At, alpha=-1.0)), alpha=dt)
             hs.append(h)
-    return torch.stack(hs, dim=-2)  # ([r,] b, t, m)
+    if batched:  # time-major: each step's (r, b, m) is one contiguous block
+        return torch.stack(hs)  # (t, r, b, m)
+    return torch.stack(hs, dim=-2)  # (b, t, m)
 
 
 def impulse_response(
@@ -271,13 +289,16 @@ def _linear_convolution(
     params: Mapping[str, Tensor], rec: Tensor, x: Tensor, cfg: StudentConfig
 ) -> Tensor:
     """The linear student as an exact causal convolution (Toeplitz product)."""
-    T = x.shape[1]
+    T = x.shape[-2]
     Kx, Kb = impulse_response(params, rec, cfg, T)
     k = torch.arange(T, device=x.device)
     lag = k[:, None] - k[None, :]  # (t, s): k - s
     causal = (lag >= 0).to(x.dtype)[..., None, None]
     toeplitz = Kx[..., lag.clamp(min=0), :, :] * causal  # ([r,] t, s, o, d)
-    y = torch.einsum("...ksod,bsd->...bko", toeplitz, x)
+    if x.dim() == 4:  # one batch per copy
+        y = torch.einsum("rksod,rbsd->rbko", toeplitz, x)
+    else:
+        y = torch.einsum("...ksod,bsd->...bko", toeplitz, x)
     bias = torch.cumsum(Kb, dim=-2)  # ([r,] t, o)
     c0 = params["c0"]
     if c0.dim() == 2:
@@ -327,8 +348,31 @@ def save_student(path, model: StudentRNN, **meta) -> None:
     torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), **meta}, path)
 
 
+def read_checkpoint(path, map_location="cpu") -> dict:
+    """torch.load of a workflow file, with an error that names the file and the way out."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # truncated zip, pickle garbage, wrong format
+        raise ValueError(
+            f"{path}: cannot be read ({type(err).__name__}: {str(err).splitlines()[0]}); "
+            "the file is corrupt or truncated: delete it and rerun the workflow to rebuild it"
+        ) from err
+
+
 def load_student(path, map_location="cpu") -> tuple[StudentRNN, dict]:
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    checkpoint = read_checkpoint(path, map_location)
     model = StudentRNN(StudentConfig(**checkpoint["config"]))
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(map_location), checkpoint
+
+
+def retyped(model: StudentRNN, dtype: str = "float64", **overrides) -> StudentRNN:
+    """A copy of ``model`` in another precision (and config overrides), same parameters."""
+    config = StudentConfig(**(asdict(model.config) | {"dtype": dtype} | overrides))
+    copy = StudentRNN(config)
+    with torch.no_grad():
+        for name, value in model.raw_params().items():
+            getattr(copy, name).copy_(value.detach())
+    return copy.to(model.c.device)

@@ -188,3 +188,24 @@ def crossing_point(
     if len(hits) == 0:
         return math.nan, "never"
     return float(betas[hits[0]]), "crossed"
+
+
+def approximation_lost_radius(
+    betas: Sequence[float], envelope: Sequence[float], threshold: float
+) -> tuple[float, bool]:
+    """Approximation-lost radius: the smallest grid beta with E(beta) > threshold.
+
+    The threshold is ``lost_factor`` times the zero predictor's test error (SPEC §3,
+    "Bounded activations"): past it the perturbed model is worse than predicting 0. It is
+    the radius that means something for tanh/hardtanh students, which never reach inf.
+    Non-finite E (inf, NaN: a diverged draw) counts as exceeding the threshold.
+
+    Returns (beta_lost, censored). When E never exceeds the threshold on the grid the radius
+    is only known to exceed the largest beta: censored=True and beta_lost=NaN. When E(0)
+    already exceeds it the radius is 0.0 (not censored).
+    """
+    betas, env = np.asarray(betas, dtype=float), np.asarray(envelope, dtype=float)
+    above = ~(env <= threshold)  # NaN compares False: counts as above
+    if not above.any():
+        return math.nan, True
+    return float(betas[np.argmax(above)]), False

@@ -7,7 +7,8 @@ and PDF, byte-identical across rebuilds (pinned style, fonts and dpi; no timesta
 Conventions on log axes: non-positive and non-finite values are masked, never drawn. In
 the perturbation figure a divergent error (inf, or NaN from an overflow) is drawn in a grey
 band at the top of each panel whose tick reads "∞", and E_m(0) sits at the left edge,
-past a dotted break, on a tick that reads "0".
+past a dotted break, on a tick that reads "0"; in the stability figure a radius of 0 sits
+likewise on a "0" tick at the bottom. Seed spread: medians with min-max bands or bars.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
 from .tables import clean, read_table  # noqa: E402, F401
@@ -158,7 +160,11 @@ def _width_axis(ax: plt.Axes, widths: Iterable[int]) -> None:
     if widths:
         ax.set_xlim(widths[0] / 10**0.12, widths[-1] * 10**0.12)
     ax.xaxis.set_major_locator(FixedLocator(widths))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    labelled, gap = [], math.log10(widths[-1] / widths[0]) / 18 if widths else 0.0
+    for w in widths:  # no label closer than ``gap`` decades to the previous one (14 and 16)
+        if not labelled or math.log10(w / labelled[-1]) >= gap:
+            labelled.append(w)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}" if v in labelled else ""))
     ax.xaxis.set_minor_locator(NullLocator())
 
 
@@ -206,6 +212,7 @@ def target_memory(memory_df: pd.DataFrame) -> plt.Figure:
 def _inf_band(values: np.ndarray) -> dict:
     """Log-axis layout with room for an "∞" band above the largest finite value (only when
     some value diverged: inf or NaN)."""
+    values = np.asarray(values, dtype=float)
     fin = values[np.isfinite(values) & (values > 0)]
     lo, hi = (fin.min(), fin.max()) if fin.size else (1e-3, 1.0)
     lo, hi = (lo / 10, hi * 10) if hi / lo < 10 else (lo, hi)
@@ -250,29 +257,99 @@ def _beta_axis(ax: plt.Axes, betas: np.ndarray) -> float:
     return x0
 
 
-def _median_curves(df: pd.DataFrame) -> pd.DataFrame:
-    """Median over seeds of E_m(beta) per (width, beta); NaN errors count as divergence."""
-    df = df.assign(error=df["error"].astype(float).fillna(np.inf))
-    return df.groupby(["width", "beta"], as_index=False)["error"].median().sort_values("beta")
+def _at_inf(values, band: dict) -> np.ndarray:
+    """Values for the banded log axis: inf and NaN (a divergence) at the "∞" tick,
+    non-positive values masked."""
+    v = np.asarray(values, dtype=float)
+    v = np.where(np.isfinite(v), v, band["inf"])
+    return np.where(v > 0, v, np.nan)
 
 
-def _perturbation_panel(ax, curves, cross, colors, band, betas) -> None:
-    x0 = _beta_axis(ax, betas)
+def _seed_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (width, beta): median (in log space), min and max over seeds of E_m(beta); a NaN
+    error (an overflow) counts as a divergence (inf)."""
+    err = df["error"].astype(float).fillna(np.inf).clip(lower=0.0).to_numpy()
+    with np.errstate(divide="ignore"):
+        logv = np.log(err)
+    g = df.assign(err=err, logv=logv).groupby(["width", "beta"], as_index=False)
+    out = g.agg(med=("logv", "median"), lo=("err", "min"), hi=("err", "max"))
+    return out.assign(med=np.exp(out["med"])).sort_values(["width", "beta"], ignore_index=True)
+
+
+def _crossing_marks(cr: pd.DataFrame) -> pd.DataFrame:
+    """Per wider width m of a pair: the median (log space) crossing beta over the seeds that
+    crossed, and ``most``: whether at least half of the seeds whose pair means something
+    (crossed or never; not_monotone is left out) crossed on the grid."""
+    cols = ["width", "beta", "most"]
+    if cr.empty or not {"width", "beta_cross", "status"} <= set(cr.columns):
+        return pd.DataFrame(columns=cols)
+    cr = cr[cr["status"].isin(["crossed", "never"])]
+    rows = []
+    for width, g in cr.groupby("width", sort=True):
+        hit = _positive(g.loc[g["status"] == "crossed", "beta_cross"])
+        hit = hit[np.isfinite(hit)]
+        if hit.size:
+            rows.append([width, float(np.exp(np.median(np.log(hit)))), 2 * hit.size >= len(g)])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _on_curve(beta: float, b: np.ndarray, y: np.ndarray) -> float:
+    """The curve (b, y) at ``beta``, interpolated on log-log axes (b > 0 only)."""
+    ok = (b > 0) & np.isfinite(y) & (y > 0)
+    if not ok.any():
+        return math.nan
+    return float(np.exp(np.interp(math.log(beta), np.log(b[ok]), np.log(y[ok]))))
+
+
+def _perturbation_panel(ax, curves, marks, colors, band, x0s, lost_tau) -> None:
     _band_axis(ax, band)
     if curves.empty:
         _no_data(ax)
         return
-    for width, sub in curves.groupby("width"):
-        y = np.where(np.isfinite(sub["error"]), sub["error"], band["inf"])
-        b = sub["beta"].to_numpy(float)
-        ax.plot(b[b > 0], y[b > 0], color=colors[width], lw=1.1)
-        if (b == 0).any():
-            ax.plot([x0], y[b == 0][:1], "o", color=colors[width], ms=3, mfc="white", mew=1)
-        for beta_c in cross.loc[cross["width"] == width, "beta_cross"]:
-            yc = y[np.argmin(np.abs(np.log(np.maximum(b, 1e-300)) - math.log(beta_c)))]
+    if np.isfinite(lost_tau) and lost_tau > 0:
+        ax.axhline(lost_tau, color="0.35", ls=(0, (4, 2)), lw=0.8, zorder=1)
+    for width, sub in curves.groupby("width", sort=True):
+        color, b = colors[width], sub["beta"].to_numpy(float)
+        med, lo, hi = (_at_inf(sub[k], band) for k in ("med", "lo", "hi"))
+        pos = b > 0
+        ax.fill_between(
+            b[pos], lo[pos], hi[pos], color=color, alpha=0.2, lw=0, zorder=2, label=f"seeds {width}"
+        )
+        ax.plot(b[pos], med[pos], color=color, lw=1.2, zorder=3, label=f"m = {width}")
+        if (~pos).any():  # E_m(0): median and seed range at the left edge
+            i, x = np.flatnonzero(~pos)[0], x0s[width]
+            ax.plot([x, x], [lo[i], hi[i]], color=color, lw=0.8, zorder=3)
+            ax.plot([x], [med[i]], "o", color=color, ms=3.2, mfc="white", mew=1, zorder=4)
+        for beta_c, most in marks.loc[marks["width"] == width, ["beta", "most"]].itertuples(
+            index=False
+        ):
             ax.plot(
-                [beta_c], [yc], "o", color=colors[width], mec="black", mew=0.6, ms=4.5, zorder=5
+                [beta_c],
+                [_on_curve(beta_c, b, med)],
+                "o",
+                color=color,
+                mfc=color if most else "white",
+                mec="black",
+                mew=0.6,
+                ms=5,
+                zorder=5,
+                label="crossing",
             )
+
+
+FACET_ORDER = {"structure": STRUCTURE_ORDER, "param": PARAM_ORDER, "activation": ACTIVATION_ORDER}
+
+
+def _facets(df: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+    """Rows and columns of the perturbation grid, as {field: value} selections: columns =
+    activation and rows = (structure, parameterisation) present; with a single activation,
+    columns = parameterisation and rows = structure instead."""
+    col = "activation" if df["activation"].nunique() > 1 or df["param"].nunique() == 1 else "param"
+    row_fields = [f for f in FACET_ORDER if f != col]
+    present = set(zip(*(df[f] for f in row_fields), strict=True))
+    levels = [ordered(df[f], FACET_ORDER[f]) for f in row_fields]
+    rows = [dict(zip(row_fields, k, strict=True)) for k in product(*levels) if k in present]
+    return rows, [{col: v} for v in ordered(df[col], FACET_ORDER[col])]
 
 
 def perturbation(
@@ -281,9 +358,14 @@ def perturbation(
     target: str,
     norm: str | None = None,
 ) -> plt.Figure:
-    """E_m(beta) vs beta (log-log) for one target: one line per width m, columns =
-    parameterisation, rows = activation (and structure); median over seeds; crossing
-    points (median over the seeds that crossed) as dots on the wider model's curve."""
+    """E_m(beta) vs beta (log-log) for one target in the paper's style: one panel per
+    parameterisation (rows, with the structure when several) and activation (columns; with
+    a single activation: columns = parameterisation, rows = structure); one curve per width
+    m (light to dark as m grows): the median over seeds with the min-max over seeds as a
+    light band; E_m(0) at the left edge; divergent errors in the "∞" band; crossing points
+    of successive widths (median crossing beta over the seeds that crossed; open when fewer
+    than half did) as dots on the wider model's curve; the approximation-lost threshold
+    (dashed) when the table has a ``lost_tau`` column."""
     apply_style()
     df = _select(clean(perturbation_df), target=target)
     norm = pick_norm(df, norm)
@@ -291,42 +373,74 @@ def perturbation(
     if df.empty:
         return _empty_figure(f"target {target}: no perturbation data")
     cr = _select(clean(crossings_df), target=target, norm=norm)
-    cr = cr[cr["status"] == "crossed"] if "status" in cr else cr
-    params, rows = ordered(df["param"], PARAM_ORDER), _style_keys(df)
+    rows, cols = _facets(df)
+    several = df["structure"].nunique() > 1
     widths = sorted(df["width"].unique())
     colors = dict(zip(widths, sns.color_palette(WIDTH_PALETTE, len(widths)), strict=True))
-    band, betas = _inf_band(df["error"].to_numpy(float)), df["beta"].to_numpy(float)
+    betas = df["beta"].to_numpy(float)
+    step = min(0.045, 0.3 / max(len(widths) - 1, 1))  # dodge of the E_m(0) dots, in decades
     fig, axes = plt.subplots(
         len(rows),
-        len(params),
-        figsize=(1.2 + 2.3 * len(params), 0.6 + 1.9 * len(rows)),
+        len(cols),
+        figsize=(1.6 + 2.45 * len(cols), 0.9 + 2.0 * len(rows)),
         sharex=True,
-        sharey=True,
         squeeze=False,
         layout="constrained",
     )
-    for (i, key), (j, param) in product(enumerate(rows), enumerate(params)):
-        eq = {"structure": key[0], "activation": key[1], "param": param}
-        sub, csub = _select(df, **eq), _select(cr, **eq)
-        cross = (
-            csub.groupby("width", as_index=False)["beta_cross"].median()
-            if {"width", "beta_cross"} <= set(csub.columns)
-            else pd.DataFrame({"width": [], "beta_cross": []})
+    has_lost = False
+    for (i, row), (j, col) in product(enumerate(rows), enumerate(cols)):
+        ax, eq = axes[i, j], row | col
+        sub = _select(df, **eq)
+        x0 = _beta_axis(ax, betas)
+        x0s = {w: x0 * 10 ** (step * (k - (len(widths) - 1) / 2)) for k, w in enumerate(widths)}
+        lost = _positive(sub["lost_tau"]) if "lost_tau" in sub else np.array([])
+        lost_tau = float(np.nanmedian(lost)) if np.isfinite(lost).any() else math.nan
+        has_lost |= np.isfinite(lost_tau) and not sub.empty
+        errors = sub["error"].to_numpy(float)
+        band = _inf_band(np.append(errors, lost_tau) if np.isfinite(lost_tau) else errors)
+        marks = _crossing_marks(_select(cr, **eq))
+        curves = _seed_curves(sub) if len(sub) else sub
+        _perturbation_panel(ax, curves, marks, colors, band, x0s, lost_tau)
+        title = f"{eq['param']} / {eq['activation']}"
+        ax.set_title(f"{eq['structure']} · {title}" if several else title)
+        if j == 0:
+            ax.set_ylabel(r"$E_m(\beta)$")
+        if i == len(rows) - 1:
+            ax.set_xlabel(r"perturbation $\beta$")
+    handles = [Line2D([], [], color=colors[w], lw=1.5, label=f"{w}") for w in widths]
+    handles += [
+        Patch(facecolor="0.55", alpha=0.3, lw=0, label="min–max\nover seeds"),
+        Line2D([], [], ls="", marker="o", color="0.6", mec="black", mew=0.6, label="crossing"),
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            mfc="white",
+            mec="black",
+            mew=0.6,
+            label="crossed in\n< ½ seeds",
+        ),
+    ]
+    if has_lost:
+        handles.append(
+            Line2D([], [], color="0.35", ls=(0, (4, 2)), lw=0.8, label="approximation\nlost above")
         )
-        _perturbation_panel(axes[i, j], _median_curves(sub), cross, colors, band, betas)
-        axes[0, j].set_title(param)
-        axes[-1, j].set_xlabel(r"perturbation $\beta$")
-        axes[i, 0].set_ylabel(f"{_style_label(key, rows)}\n" + r"$E_m(\beta)$")
-    handles = [Line2D([], [], color=colors[w], label=f"{w}") for w in widths]
-    handles.append(Line2D([], [], ls="", marker="o", color="0.6", mec="black", label="crossing"))
-    fig.legend(handles=handles, title="m", loc="outside right upper", frameon=False)
+    fig.legend(handles=handles, title="width m", loc="outside right upper", frameon=False)
     seeds = df["seed"].nunique() if "seed" in df else 1
-    note = f", median of {seeds} seeds" if seeds > 1 else ""
-    fig.suptitle(f"target {target}: perturbation error ({norm}-norm{note})", fontsize=10)
+    note = f"median and min–max over {seeds} seeds" if seeds > 1 else "1 seed"
+    fig.suptitle(f"target {target}: perturbation error ({norm}-norm)\n{note}", fontsize=10)
     return fig
 
 
 # ------------------------------------------------------------------ 3. stability radius
+
+# the measures of the stability figure, one row each, and their row labels
+MEASURES = {
+    "crossing": "crossing $\\beta$ of $m$\nwith the next narrower",
+    "blowup": "blow-up radius $\\beta^*_m$",
+    "lost": "approximation-lost\nradius $\\beta^{\\mathrm{lost}}_m$",
+}
 
 
 def _grid_max(perturbation_df: pd.DataFrame, target: str, norm: str | None) -> float:
@@ -337,59 +451,121 @@ def _grid_max(perturbation_df: pd.DataFrame, target: str, norm: str | None) -> f
     return float(beta.max()) if len(beta) else math.nan
 
 
+def _as_bool(values) -> np.ndarray:
+    return np.array([str(v).strip().lower() in ("true", "1", "1.0") for v in values], dtype=bool)
+
+
+def _measure_tables(rad: pd.DataFrame, cr: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every stability measure as rows with ``value``, ``censored`` and ``tau``: crossings
+    ("never" is censored, "not_monotone" is left out), the blow-up radius, and the
+    approximation-lost radius only when the table has its columns (older tables do not)."""
+    out = {}
+    if {"status", "beta_cross", "width"} <= set(cr.columns):
+        c = cr[cr["status"] != "not_monotone"]
+        out["crossing"] = c.assign(
+            value=c["beta_cross"].astype(float), censored=(c["status"] == "never"), tau=math.nan
+        )
+    else:
+        out["crossing"] = pd.DataFrame()
+    if {"beta_star", "censored", "width"} <= set(rad.columns):
+        out["blowup"] = rad.assign(
+            value=rad["beta_star"].astype(float),
+            censored=_as_bool(rad["censored"]),
+            tau=rad.get("tau", math.nan),
+        )
+    else:
+        out["blowup"] = pd.DataFrame()
+    if {"beta_lost", "lost_censored", "width"} <= set(rad.columns):
+        lost = rad.assign(
+            value=rad["beta_lost"].astype(float),
+            censored=_as_bool(rad["lost_censored"]),
+            tau=rad.get("lost_tau", math.nan),
+        )
+        if (lost["value"].notna() | lost["censored"]).any():
+            out["lost"] = lost
+    return out
+
+
 def _seed_summary(df: pd.DataFrame, grid_max: float) -> pd.DataFrame:
     """Per (structure, param, activation, width): log-space median, min and max over seeds
-    of ``value``; censored values count as the grid maximum; ``censored`` when the median
-    is censored (more than half of the seeds)."""
-    df = df.assign(value=np.where(df["censored"], grid_max, df["value"]))
-    df = df[np.isfinite(df["value"]) & (df["value"] > 0)]
+    of ``value``; censored values count as the grid maximum, a radius of 0 (lost at
+    beta = 0) as 0; ``censored`` when the median is censored (more than half the seeds)."""
+    df = df.assign(value=np.where(df["censored"], grid_max, df["value"].astype(float)))
+    df = df[np.isfinite(df["value"]) & (df["value"] >= 0)]
     keys = [k for k in ("structure", "param", "activation", "width") if k in df]
-    g = df.assign(logv=np.log(df["value"])).groupby(keys, as_index=False)
-    out = g.agg(med=("logv", "median"), lo=("value", "min"), hi=("value", "max"))
-    out["censored"] = g["censored"].mean()["censored"].to_numpy() > 0.5
+    with np.errstate(divide="ignore"):
+        logv = np.log(df["value"].to_numpy(float))
+    g = df.assign(logv=logv, cen=df["censored"].astype(float)).groupby(keys, as_index=False)
+    out = g.agg(
+        med=("logv", "median"), lo=("value", "min"), hi=("value", "max"), cen=("cen", "mean")
+    )
+    out["censored"] = out.pop("cen") > 0.5
     return out.assign(med=np.exp(out["med"]))
 
 
-def _radius_panel(ax, summary, style_of, grid_max, widths) -> None:
-    _width_axis(ax, widths)
+def _radius_yaxis(ax: plt.Axes, summaries: list[pd.DataFrame], grid_max: float) -> float:
+    """Log y axis for one measure (a row of shared axes) from the grid max down to the
+    smallest value; a "0" tick past a dotted break when some radius is 0. Returns where
+    0 is drawn (NaN when nothing is 0)."""
+    vals = np.concatenate(
+        [[], *(s[["med", "lo", "hi"]].to_numpy(float).ravel() for s in summaries)]
+    )
+    vals = vals[np.isfinite(vals)]
+    pos = vals[vals > 0]
+    if np.isfinite(grid_max) and grid_max > 0:
+        pos = np.append(pos, [grid_max, grid_max / 10**1.5])
+    lo, hi = (pos.min(), pos.max()) if pos.size else (1e-3, 1.0)
     ax.set_yscale("log")
+    if not (vals == 0).any():
+        ax.set_ylim(lo / 10**0.15, hi * 10**0.25)
+        return math.nan
+    y0 = lo / 10**0.6
+    ax.set_ylim(y0 / 10**0.25, hi * 10**0.25)
+    ax.yaxis.set_major_locator(FixedLocator([y0, *_decades(lo, hi, 5)]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "0" if v == y0 else _sci(v)))
+    minor = LogLocator(subs=np.arange(2, 10)).tick_values(lo, hi)
+    ax.yaxis.set_minor_locator(FixedLocator([v for v in minor if lo <= v <= hi]))
+    return y0
+
+
+def _radius_panel(ax, summary, style_of, grid_max, widths, zero_at) -> None:
+    _width_axis(ax, widths)
     if np.isfinite(grid_max):
         ax.axhline(grid_max, color="0.6", ls=":", lw=0.8, zorder=0)
+    if np.isfinite(zero_at):  # the break between the "0" tick and the log axis
+        ax.axhline(zero_at * 10**0.3, color="0.6", ls=":", lw=0.8, zorder=0)
     if summary.empty:
         _no_data(ax)
         return
     groups = list(summary.groupby(["param", "structure", "activation"], sort=False))
-    groups.sort(key=lambda g: (ordered(summary["param"], PARAM_ORDER).index(g[0][0]), g[0]))
+    params = ordered(summary["param"], PARAM_ORDER)
+    groups.sort(key=lambda g: (params.index(g[0][0]), list(style_of).index(g[0][1:])))
     step = min(0.012, 0.06 / max(len(groups) - 1, 1))  # dodge, in decades of m
     for n, ((param, struct, act), sub) in enumerate(groups):
         sub = sub.sort_values("width")
         x = sub["width"].to_numpy(float) * 10 ** (step * (n - (len(groups) - 1) / 2))
+        med, lo, hi = (np.where(sub[k] > 0, sub[k], zero_at) for k in ("med", "lo", "hi"))
         marker, ls = style_of[(struct, act)]
         color = PARAM_COLORS.get(param, "0.3")
-        yerr = np.clip([sub["med"] - sub["lo"], sub["hi"] - sub["med"]], 0, None)
-        ax.errorbar(x, sub["med"], yerr=yerr, color=color, ls=ls, lw=0.9, elinewidth=0.6)
-        cen = sub["censored"].to_numpy()
-        ax.plot(x[~cen], sub["med"][~cen], ls="", marker=marker, color=color, ms=3.5)
-        ax.plot(x[cen], sub["med"][cen], ls="", marker="^", color=color, mfc="white", ms=4.5)
-    lo = np.nanmin([summary["lo"].min(), grid_max / 10**1.5])
-    ax.set_ylim(lo / 10**0.15, np.nanmax([summary["hi"].max(), grid_max]) * 10**0.25)
+        yerr = np.clip(np.nan_to_num([med - lo, hi - med]), 0, None)
+        ax.errorbar(x, med, yerr=yerr, color=color, ls=ls, lw=0.9, elinewidth=0.6)
+        cen = sub["censored"].to_numpy(bool)
+        ax.plot(x[~cen], med[~cen], ls="", marker=marker, color=color, ms=3.5)
+        ax.plot(x[cen], med[cen], ls="", marker="^", color=color, mfc="white", ms=4.5)
 
 
-def _radius_tables(cr: pd.DataFrame, rad: pd.DataFrame, target: str) -> tuple:
-    """One target's crossings and radii as (value, censored) rows, and the radius tau (the
-    first in table order). Crossings: "never" is censored, "not_monotone" is left out."""
-    c, r, tau = _select(cr, target=target), _select(rad, target=target), math.nan
-    if {"status", "beta_cross"} <= set(c.columns):
-        c = c[c["status"] != "not_monotone"]
-        c = c.assign(value=c["beta_cross"], censored=c["status"] == "never")
-    else:
-        c = c.iloc[:0]
-    if {"tau", "beta_star", "censored"} <= set(r.columns) and not r.empty:
-        tau = ordered(r["tau"])[0]
-        r = r[r["tau"] == tau].assign(value=lambda d: d["beta_star"])
-    else:
-        r = r.iloc[:0]
-    return c, r, tau
+def _tau_text(tau: pd.Series) -> str:
+    """A threshold for a panel title: its value, or its range over the models."""
+    tau = _positive(tau)
+    tau = tau[np.isfinite(tau)]
+    if not tau.size:
+        return ""
+
+    def fmt(v):
+        return f"{v:.3g}".replace("e+0", "e").replace("e-0", "e-")
+
+    lo, hi = tau.min(), tau.max()
+    return fmt(lo) if hi <= lo * (1 + 1e-6) else f"{fmt(lo)}–{fmt(hi)}"
 
 
 def stability_radius(
@@ -397,11 +573,15 @@ def stability_radius(
     crossings_df: pd.DataFrame,
     perturbation_df: pd.DataFrame,
     norm: str | None = None,
+    split_params: bool | None = None,
 ) -> plt.Figure:
-    """The curse at a glance: per target (rows) the crossing beta and the blow-up radius
-    beta* against width (log-log), hue = parameterisation, marker/line = activation;
-    median over seeds with min-max bars; censored values (no blow-up / no crossing on the
-    grid) drawn at the grid maximum (dotted line) as open ^."""
+    """Every stability measure against width (log-log): rows = measure (crossing beta of
+    successive widths, blow-up radius beta*, and the approximation-lost radius when the
+    table has it), columns = target, or target x parameterisation when ``split_params``
+    (default: when that makes at most 4 columns); hue = parameterisation, marker/line =
+    activation (and structure); median over seeds with min-max bars; censored values (no
+    crossing, no blow-up, approximation never lost on the grid) at the grid maximum
+    (dotted) as open ^; a radius of 0 on a "0" tick at the bottom."""
     apply_style()
     rad, cr, pert = clean(radius_df), clean(crossings_df), clean(perturbation_df)
     norm = pick_norm(rad if not rad.empty else cr, norm)
@@ -409,35 +589,52 @@ def stability_radius(
     targets = ordered([*rad.get("target", []), *cr.get("target", [])], TARGET_ORDER)
     if not targets:
         return _empty_figure("stability radius: no data")
-    both = pd.concat([rad, cr], ignore_index=True)
+    tables = _measure_tables(rad, cr)
+    both = pd.concat([t for t in tables.values() if len(t)], ignore_index=True)
     keys = _style_keys(both)
     style_of = {k: STYLES[n % len(STYLES)] for n, k in enumerate(keys)}
+    pairs = ordered(zip(both["target"], both["param"], strict=True))
+    params = ordered(both["param"], PARAM_ORDER)
+    if split_params is None:
+        split_params = len(params) > 1 and len(targets) * len(params) <= 4
+    cols = [
+        {"target": t, "param": p}
+        for t in targets
+        for p in (params if split_params else [None])
+        if p is None or (t, p) in pairs
+    ]
     fig, axes = plt.subplots(
-        len(targets),
-        2,
-        figsize=(7.6, 0.5 + 2.4 * len(targets)),
+        len(tables),
+        len(cols),
+        figsize=(2.0 + (2.45 if split_params else 3.1) * len(cols), 0.7 + 2.15 * len(tables)),
+        sharey="row",
         squeeze=False,
         layout="constrained",
     )
-    for i, target in enumerate(targets):
-        c, r, tau = _radius_tables(cr, rad, target)
-        gmax = _grid_max(pert, target, norm)
-        if not np.isfinite(gmax):  # no perturbation table: the largest value seen
-            seen = pd.concat([c, r])["value"] if len(c) + len(r) else pd.Series(dtype=float)
-            gmax = float(seen.max()) if seen.notna().any() else 1.0
-        widths = sorted(set(c.get("width", [])) | set(r.get("width", [])))
-        for ax, d in ((axes[i, 0], c), (axes[i, 1], r)):
-            _radius_panel(ax, _seed_summary(d, gmax) if len(d) else d, style_of, gmax, widths)
-            ax.set_xlabel("width $m$")
-        axes[i, 0].set_ylabel(f"{target}\n" + r"crossing $\beta$")
-        tau = f" (τ = {tau:.3g})".replace("e+0", "e").replace("e-0", "e-") if tau == tau else ""
-        axes[i, 1].set_ylabel(f"{target}\n" + r"blow-up radius $\beta^*_m$" + tau)
-    axes[0, 0].set_title("crossing of $m$ with the next narrower width")
-    axes[0, 1].set_title("blow-up radius")
-    handles = [
-        Line2D([], [], color=PARAM_COLORS.get(p, "0.3"), label=p)
-        for p in ordered(both["param"], PARAM_ORDER)
-    ]
+    gmax = {t: _grid_max(pert, t, norm) for t in targets}
+    for t in targets:
+        if not np.isfinite(gmax[t]):  # no perturbation table: the largest value seen
+            seen = pd.concat([_select(d, target=t) for d in tables.values() if len(d)])["value"]
+            gmax[t] = float(seen.max()) if seen.notna().any() else 1.0
+    for i, (measure, table) in enumerate(tables.items()):
+        subs = [_select(table, **col) if len(table) else table for col in cols]
+        summ = [
+            _seed_summary(d, gmax[col["target"]]) if len(d) else pd.DataFrame()
+            for d, col in zip(subs, cols, strict=True)
+        ]
+        zero_at = _radius_yaxis(axes[i, 0], [s for s in summ if len(s)], max(gmax.values()))
+        for j, col in enumerate(cols):
+            ax, t = axes[i, j], col["target"]
+            widths = {w for d in tables.values() if len(d) for w in _select(d, target=t)["width"]}
+            _radius_panel(ax, summ[j], style_of, gmax[t], sorted(widths), zero_at)
+            title = " / ".join(v for v in col.values() if v is not None)
+            tau = _tau_text(subs[j]["tau"]) if "tau" in subs[j] else ""
+            sym = {"blowup": "τ", "lost": r"$\tau_{\mathrm{lost}}$"}.get(measure)
+            ax.set_title(f"{title}  ({sym} = {tau})" if sym and tau else title)
+            if i == len(tables) - 1:
+                ax.set_xlabel("width $m$")
+        axes[i, 0].set_ylabel(MEASURES[measure])
+    handles = [Line2D([], [], color=PARAM_COLORS.get(p, "0.3"), label=p) for p in params]
     handles += [
         Line2D([], [], color="0.3", marker=m, ls=ls, label=_style_label(k, keys))
         for k, (m, ls) in style_of.items()
@@ -447,7 +644,7 @@ def stability_radius(
         Line2D([], [], color="0.6", ls=":", label="grid max β"),
     ]
     fig.legend(handles=handles, loc="outside right upper", frameon=False)
-    fig.suptitle(f"stability vs width ({norm}-norm; median, min–max over seeds)", fontsize=10)
+    fig.suptitle(f"stability vs width ({norm}-norm)\nmedian, min–max over seeds", fontsize=10)
     return fig
 
 

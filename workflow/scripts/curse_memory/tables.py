@@ -18,8 +18,9 @@ STR_COLUMNS = (
     "kind",
     "stop_reason",
     "decay",
+    "measure",
 )
-BOOL_COLUMNS = ("censored", "monotone_ok")
+BOOL_COLUMNS = ("censored", "lost_censored", "monotone_ok")
 
 
 def clean(df: pd.DataFrame) -> pd.DataFrame:

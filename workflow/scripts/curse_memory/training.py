@@ -7,17 +7,16 @@ records whether it got there.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
 
-from .model import StudentRNN
+from .model import StudentRNN, eigenvalues, student_forward
 
 
 @dataclass
@@ -69,6 +68,300 @@ def evaluate(model: StudentRNN, x: Tensor, y: Tensor, chunk: int = 1024) -> floa
     return loss if math.isfinite(loss) else math.inf
 
 
+# ---------------------------------------------------------------------------- the pack
+# Most hidden-state values (copies x batch x width) one packed step holds. Measured on a
+# 2-core CPU (float32, tanh, batch 128, T=100; ``make bench``): packing gains while each
+# step's ops are small enough to be dominated by per-op overhead; past about 16k values
+# the per-copy cost grows (cache misses, page faults) and packing loses at m=64.
+PACK_ELEMENTS = 2**14
+
+
+class Plateau:
+    """ReduceLROnPlateau (mode min, relative threshold 1e-4, no cooldown) for one copy."""
+
+    def __init__(self, lr: float, factor: float, patience: int, min_lr: float):
+        self.lr, self.factor, self.patience, self.min_lr = lr, factor, patience, min_lr
+        self.best, self.bad = math.inf, 0
+
+    def step(self, loss: float) -> float:
+        if loss < self.best * (1 - 1e-4):
+            self.best, self.bad = loss, 0
+        else:
+            self.bad += 1
+        if self.bad > self.patience:
+            new = max(self.lr * self.factor, self.min_lr)
+            if self.lr - new > 1e-8:
+                self.lr = new
+            self.bad = 0
+        return self.lr
+
+
+class Copy:
+    """Book-keeping of one student of a pack: its schedule, best state and history."""
+
+    def __init__(self, index: int, cfg: TrainConfig, target_loss: float | None, gen):
+        self.index, self.target_loss, self.generator = index, target_loss, gen
+        self.plateau = Plateau(cfg.lr, cfg.plateau_factor, cfg.plateau_patience, cfg.min_lr)
+        self.best_val, self.best_step, self.stale = math.inf, 0, 0
+        self.best: Tensor | None = None  # flat raw parameters at the best validation loss
+        self.history: list[dict] = []
+        self.running: list[float] = []
+        self.reason, self.diverged, self.steps = "budget", False, 0
+
+    def record(self, step: int, val: float, min_eig: float, flat: Tensor) -> None:
+        """One validation pass: history row, plateau schedule, best state."""
+        self.history.append(
+            {
+                "step": step,
+                "train_loss": sum(self.running) / len(self.running),
+                "val_loss": val,
+                "lr": self.plateau.step(val),  # after the schedule's step, as torch's
+                "min_eig": min_eig,
+            }
+        )
+        self.running = []
+        if val < self.best_val:
+            self.best_val, self.best_step, self.stale = val, step, 0
+            self.best = flat.detach().clone()
+        else:
+            self.stale += 1
+
+    def stop_reason(self, cfg: TrainConfig) -> str | None:
+        if self.target_loss is not None and self.best_val <= self.target_loss:
+            return "target_loss"
+        if cfg.early_stop_patience and self.stale >= cfg.early_stop_patience:
+            return "early_stop"
+        return None
+
+
+class Pack:
+    """r students of one structure, activation, width and dtype as one batched model.
+
+    The raw parameters of all copies live in one flat leaf tensor (r, P); the named
+    tensors (r, *shape) are views of it, so clipping and AdamW are a few ops on (r, P)
+    whatever the number of tensors. Rows are copies; ``keep`` drops stopped ones.
+    """
+
+    def __init__(self, models: list[StudentRNN], device):
+        cfg = models[0].config
+        for model in models[1:]:
+            if asdict(model.config) != asdict(cfg):
+                raise ValueError(f"a pack needs equal student configs: {model.config} vs {cfg}")
+        self.config = cfg
+        first = models[0].raw_params()
+        self.names = list(first)
+        self.shapes = [tuple(first[k].shape) for k in self.names]
+        self.sizes = [math.prod(shape) for shape in self.shapes]
+        rows = [
+            torch.cat([p.detach().reshape(-1) for p in m.raw_params().values()]) for m in models
+        ]
+        self.flat = torch.stack(rows).to(device).requires_grad_()  # (r, P)
+        self.exp_avg = torch.zeros_like(self.flat)
+        self.exp_avg_sq = torch.zeros_like(self.flat)
+
+    def params(self, flat: Tensor | None = None) -> dict[str, Tensor]:
+        flat = self.flat if flat is None else flat
+        parts = flat.split(self.sizes, dim=1)
+        return {
+            k: v.reshape(len(flat), *shape)
+            for k, v, shape in zip(self.names, parts, self.shapes, strict=True)
+        }
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (r, b, t, d) -> yhat (r, b, t, o), copy i on its own batch x[i]."""
+        return student_forward(self.params(), x, self.config)
+
+    def keep(self, rows: Tensor) -> None:
+        self.flat = self.flat.detach()[rows].requires_grad_()
+        self.exp_avg, self.exp_avg_sq = self.exp_avg[rows], self.exp_avg_sq[rows]
+
+    @torch.no_grad()
+    def clip_(self, max_norm: float) -> None:
+        """Gradient-norm clipping per copy (as torch.nn.utils.clip_grad_norm_ on each)."""
+        norm = self.flat.grad.norm(dim=1, keepdim=True)  # (r, 1)
+        self.flat.grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
+
+    @torch.no_grad()
+    def adamw_(self, lr: Tensor, step: int, weight_decay: float, betas=(0.9, 0.999), eps=1e-8):
+        """One AdamW step (torch.optim.AdamW's update), with a learning rate per copy (r, 1)."""
+        b1, b2 = betas
+        grad, p = self.flat.grad, self.flat
+        if weight_decay:
+            p.mul_(1 - lr * weight_decay)
+        self.exp_avg.lerp_(grad, 1 - b1)
+        self.exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (self.exp_avg_sq.sqrt() / math.sqrt(1 - b2**step)).add_(eps)
+        p.addcdiv_(self.exp_avg * (lr / (1 - b1**step)), denom, value=-1.0)
+        self.flat.grad = None
+
+    @torch.no_grad()
+    def val_losses(self, x: Tensor, y: Tensor) -> list[float]:
+        """Unweighted MSE of each copy on its own split, inf where not finite."""
+        err = (self.forward(x) - y.to(self.flat.dtype)) ** 2
+        losses = err.flatten(1).mean(1).tolist()
+        return [v if math.isfinite(v) else math.inf for v in losses]
+
+    @torch.no_grad()
+    def min_eigs(self) -> list[float]:
+        return eigenvalues(self.params(), self.config, raw=False).flatten(1).min(1)[0].tolist()
+
+
+def _minibatch(copies: list[Copy], orders: list[Tensor], cursor: int, n: int, size: int):
+    """Each copy's next minibatch indices (r, b), drawing a new epoch order when needed."""
+    if cursor + size > n:
+        for i, c in enumerate(copies):
+            orders[i] = torch.randperm(n, generator=c.generator)
+        cursor = 0
+    return torch.stack([o[cursor : cursor + size] for o in orders]), cursor + size
+
+
+def train_pack(
+    models: list[StudentRNN],
+    datas: list[dict],
+    cfg: TrainConfig,
+    generators: list[torch.Generator],
+    target_losses: list[float | None] | None = None,
+    device: str | torch.device = "cpu",
+    log=sys.stderr,
+    names: list[str] | None = None,
+    max_elements: int = PACK_ELEMENTS,
+) -> list[tuple[StudentRNN, list[dict], dict]]:
+    """Train r students as one batched model; each copy as ``train_student`` would alone.
+
+    Every copy keeps its own data, initialisation (the model passed in), minibatch order
+    (its generator), AdamW moments, plateau schedule, gradient clipping, early stopping and
+    width-monotone target loss. A copy that stops is dropped from the pack. A pack holds
+    at most ``max_elements`` hidden states per step (copies x batch x width); more copies
+    are trained as several packs in turn. Returns, per
+    copy, the model at its best validation loss (``direct`` projected), its history and a
+    summary.
+    """
+    start = time.perf_counter()
+    r = len(models)
+    names = names or [str(i) for i in range(r)]
+    target_losses = target_losses or [cfg.target_loss] * r
+    size = max(1, max_elements // (cfg.batch_size * models[0].config.width))
+    if r > size:  # sub-packs, one after the other: the same results, faster
+        out = []
+        for lo in range(0, r, size):
+            part = slice(lo, lo + size)
+            out += train_pack(
+                models[part], datas[part], cfg, generators[part], target_losses[part],
+                device, log, names[part], max_elements,
+            )  # fmt: skip
+        return out
+    pack = Pack(models, device)
+    dtype = pack.config.torch_dtype
+
+    def split(key):
+        return torch.stack([d[key] for d in datas]).to(device, dtype)
+
+    x_tr, y_tr, x_va, y_va = (split(k) for k in ("x_train", "y_train", "x_val", "y_val"))
+    weights = time_weights(x_tr.shape[2], cfg.time_weighting, dtype)
+    weights = weights.to(device) if weights is not None else None
+    copies = [
+        Copy(i, cfg, t, g) for i, (t, g) in enumerate(zip(target_losses, generators, strict=True))
+    ]
+    for c in copies:
+        c.best = pack.flat[c.index].detach().clone()
+    active = list(copies)
+    n = x_tr.shape[1]
+    orders = [torch.randperm(n, generator=c.generator) for c in copies]
+    cursor, step = 0, 0
+    for step in range(1, cfg.steps + 1):
+        idx, cursor = _minibatch(active, orders, cursor, n, cfg.batch_size)
+        rows = torch.arange(len(active))[:, None]
+        xb, yb = x_tr[rows, idx.to(device)], y_tr[rows, idx.to(device)]  # (r, b, t, .)
+        err = (pack.forward(xb) - yb) ** 2
+        if weights is not None:
+            err = err * weights.to(err.dtype)
+        losses = err.flatten(1).mean(1)  # (r,): each copy's own MSE
+        finite = torch.isfinite(losses)
+        stopped = []
+        for c, ok in zip(active, finite.tolist(), strict=True):
+            if not ok:
+                c.diverged, c.reason, c.steps = True, "diverged", step
+                print(f"[{names[c.index]}] step {step}: training loss is not finite", file=log)
+                stopped.append(c)
+        losses[finite].sum().backward()
+        if cfg.clip_norm > 0:
+            pack.clip_(cfg.clip_norm)
+        lr = torch.tensor([[c.plateau.lr] for c in active], dtype=dtype, device=device)
+        pack.adamw_(lr, step, cfg.weight_decay)
+        for c, v in zip(active, losses.tolist(), strict=True):
+            c.running.append(v)
+        if not (step % cfg.eval_every and step != cfg.steps):
+            vals, eigs = pack.val_losses(x_va, y_va), pack.min_eigs()
+            for i, c in enumerate(active):
+                if c in stopped:
+                    continue
+                c.record(step, vals[i], eigs[i], pack.flat[i])
+                if step % cfg.log_every < cfg.eval_every:
+                    h = c.history[-1]
+                    print(
+                        f"[{names[c.index]}] step {step}/{cfg.steps} train "
+                        f"{h['train_loss']:.3e} val {vals[i]:.3e} lr {h['lr']:.1e} "
+                        f"min_eig {h['min_eig']:.4f}",
+                        file=log,
+                        flush=True,
+                    )
+                reason = c.stop_reason(cfg)
+                if reason:
+                    c.reason, c.steps = reason, step
+                    stopped.append(c)
+        if stopped:
+            keep = [i for i, c in enumerate(active) if c not in stopped]
+            active = [active[i] for i in keep]
+            orders = [orders[i] for i in keep]
+            if not active:
+                break
+            keep_t = torch.tensor(keep, device=device)
+            pack.keep(keep_t)
+            x_tr, y_tr, x_va, y_va = (t[keep_t] for t in (x_tr, y_tr, x_va, y_va))
+    for c in active:
+        c.steps = step
+    wall = time.perf_counter() - start
+    return [
+        _finish(m, c, datas[c.index], pack, device, wall, log, names[c.index])
+        for m, c in zip(models, copies, strict=True)
+    ]
+
+
+def _finish(model, c: Copy, data, pack: Pack, device, wall, log, name):
+    """Load a copy's best state into its model, project it and summarise its run."""
+    model.to(device)
+    best = pack.params(c.best.unsqueeze(0))
+    with torch.no_grad():
+        for k, v in model.raw_params().items():
+            v.copy_(best[k][0])
+    model.project_()
+    eig = model.eigenvalues(raw=True)
+    dtype = model.config.torch_dtype
+    x_tr, y_tr, x_va, y_va = (
+        data[k].to(device, dtype) for k in ("x_train", "y_train", "x_val", "y_val")
+    )
+    summary = {
+        "steps": c.steps,
+        "best_step": c.best_step,
+        "stop_reason": c.reason,
+        "diverged": c.diverged and not math.isfinite(c.best_val),
+        "train_loss": evaluate(model, x_tr, y_tr),
+        "val_loss": evaluate(model, x_va, y_va),
+        "min_eig": float(eig.min()),
+        "max_eig": float(eig.max()),
+        "target_loss": c.target_loss,
+        "monotone_ok": None if c.target_loss is None else bool(c.best_val <= c.target_loss),
+        "wall_s": wall,
+    }
+    print(
+        f"[{name}] done: {c.reason} at step {c.steps}, best val {c.best_val:.3e} at step "
+        f"{c.best_step}, eigenvalues in [{summary['min_eig']:.4f}, {summary['max_eig']:.4f}]",
+        file=log,
+        flush=True,
+    )
+    return model, c.history, summary
+
+
 def train_student(
     model: StudentRNN,
     data: dict,
@@ -77,99 +370,12 @@ def train_student(
     device: str | torch.device = "cpu",
     log=sys.stderr,
 ) -> tuple[StudentRNN, list[dict], dict]:
-    """Train ``model`` on ``data`` (the dict of ``make_target``).
+    """Train one student on ``data`` (the dict of ``make_target``): a pack of one.
 
     Returns the model at its best validation loss (``direct`` projected, so evaluation
     with w itself is exact), the history (one row per validation pass) and a summary.
     """
-    start = time.perf_counter()
-    dtype = model.config.torch_dtype
-    model.to(device)
-    x_tr, y_tr, x_va, y_va = (
-        data[k].to(device, dtype) for k in ("x_train", "y_train", "x_val", "y_val")
-    )
-    weights = time_weights(x_tr.shape[1], cfg.time_weighting, dtype)
-    weights = weights.to(device) if weights is not None else None
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
-    )
-    best_val, best_state, best_step, stale = math.inf, copy.deepcopy(model.state_dict()), 0, 0
-    history, running, diverged, reason = [], [], False, "budget"
-    order, cursor = torch.randperm(len(x_tr), generator=generator), 0
-    step = 0
-    for step in range(1, cfg.steps + 1):
-        if cursor + cfg.batch_size > len(order):  # new epoch
-            order, cursor = torch.randperm(len(x_tr), generator=generator), 0
-        idx = order[cursor : cursor + cfg.batch_size].to(device)
-        cursor += cfg.batch_size
-        loss = mse(model(x_tr[idx]), y_tr[idx], weights)
-        if not torch.isfinite(loss):
-            diverged, reason = True, "diverged"
-            print(f"step {step}: training loss is not finite; stopping", file=log)
-            break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        opt.step()
-        running.append(loss.item())
-        if step % cfg.eval_every and step != cfg.steps:
-            continue
-        val = evaluate(model, x_va, y_va)
-        sched.step(val)
-        eig = model.eigenvalues(raw=False)
-        history.append(
-            {
-                "step": step,
-                "train_loss": sum(running) / len(running),
-                "val_loss": val,
-                "lr": opt.param_groups[0]["lr"],
-                "min_eig": float(eig.min()),
-            }
-        )
-        running = []
-        if val < best_val:
-            best_val, best_state, best_step, stale = val, copy.deepcopy(model.state_dict()), step, 0
-        else:
-            stale += 1
-        if step % cfg.log_every < cfg.eval_every:
-            row = history[-1]
-            print(
-                f"step {step}/{cfg.steps} train {row['train_loss']:.3e} val {val:.3e} "
-                f"lr {row['lr']:.1e} min_eig {row['min_eig']:.4f}",
-                file=log,
-                flush=True,
-            )
-        if cfg.target_loss is not None and best_val <= cfg.target_loss:
-            reason = "target_loss"
-            break
-        if cfg.early_stop_patience and stale >= cfg.early_stop_patience:
-            reason = "early_stop"
-            break
-    model.load_state_dict(best_state)
-    model.project_()
-    eig = model.eigenvalues(raw=True)
-    summary = {
-        "steps": step,
-        "best_step": best_step,
-        "stop_reason": reason,
-        "diverged": diverged and not math.isfinite(best_val),
-        "train_loss": evaluate(model, x_tr, y_tr),
-        "val_loss": evaluate(model, x_va, y_va),
-        "min_eig": float(eig.min()),
-        "max_eig": float(eig.max()),
-        "target_loss": cfg.target_loss,
-        "monotone_ok": None if cfg.target_loss is None else bool(best_val <= cfg.target_loss),
-        "wall_s": time.perf_counter() - start,
-    }
-    print(
-        f"done: {reason} at step {step}, best val {best_val:.3e} at step {best_step}, "
-        f"eigenvalues in [{summary['min_eig']:.4f}, {summary['max_eig']:.4f}]",
-        file=log,
-        flush=True,
-    )
-    return model, history, summary
+    return train_pack([model], [data], cfg, [generator], device=device, log=log)[0]
 
 
 def resolve_device(device: str = "auto") -> torch.device:

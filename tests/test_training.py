@@ -1,0 +1,125 @@
+"""Packed training: r students in one batched model equal the same students trained alone."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+
+from curse_memory.model import StudentConfig, StudentRNN
+from curse_memory.targets import TargetSpec, make_target
+from curse_memory.training import Plateau, TrainConfig, train_pack, train_student
+
+
+def data_for(seed: int, kernel: str = "pol") -> dict:
+    spec = TargetSpec(kind="linear", kernel=kernel, T=24)
+    return make_target(spec, n_train=96, n_val=32, n_test=32, seed=seed)
+
+
+def fresh(cfg: StudentConfig, seed: int) -> StudentRNN:
+    return StudentRNN(cfg, generator=torch.Generator().manual_seed(1000 * seed + cfg.width))
+
+
+def rel(a, b) -> float:
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+
+
+CASES = [
+    ("diagonal", "direct", "tanh"),
+    ("diagonal", "softplus", "hardtanh"),
+    ("orthogonal", "exp", "tanh"),
+    ("diagonal", "direct", "linear"),
+    ("dense", "direct", "tanh"),
+]
+
+
+@pytest.mark.parametrize(("structure", "param", "activation"), CASES)
+def test_pack_of_three_equals_three_students_trained_alone(structure, param, activation):
+    """Stop step, history and final parameters agree to 1e-9 in float64; the copies have
+    their own data (two targets, three seeds), target losses and stopping points."""
+    cfg = StudentConfig(
+        width=4, structure=structure, parameterisation=param, activation=activation,
+        dtype="float64",
+    )  # fmt: skip
+    train = TrainConfig(
+        steps=120, batch_size=16, eval_every=10, plateau_patience=1, early_stop_patience=4,
+        weight_decay=0.01, time_weighting=True, log_every=1000,
+    )  # fmt: skip
+    seeds, kernels = [1, 2, 3], ["pol", "exp", "pol"]
+    datas = [data_for(s, k) for s, k in zip(seeds, kernels, strict=True)]
+    targets = [None, 1e-30, 1e6]  # no target, one never reached, one reached at once
+    alone = []
+    for s, d, t in zip(seeds, datas, targets, strict=True):
+        cfg_t = TrainConfig(**(vars(train) | {"target_loss": t}))
+        gen = torch.Generator().manual_seed(s)
+        alone.append(train_student(fresh(cfg, s), d, cfg_t, gen, log=io.StringIO()))
+    packed = train_pack(
+        [fresh(cfg, s) for s in seeds],
+        datas,
+        train,
+        [torch.Generator().manual_seed(s) for s in seeds],
+        target_losses=targets,
+        log=io.StringIO(),
+    )
+    assert len({s["steps"] for _, _, s in alone}) > 1, "copies should stop at different steps"
+    for (m1, h1, s1), (m2, h2, s2) in zip(alone, packed, strict=True):
+        assert s1["steps"] == s2["steps"] and s1["stop_reason"] == s2["stop_reason"]
+        assert s1["best_step"] == s2["best_step"]
+        assert [r["step"] for r in h1] == [r["step"] for r in h2]
+        for key in ("train_loss", "val_loss", "lr", "min_eig"):
+            assert rel([r[key] for r in h2], [r[key] for r in h1]) <= 1e-9, key
+        for name, value in m1.raw_params().items():
+            assert rel(m2.raw_params()[name].detach(), value.detach()) <= 1e-9, name
+        assert math.isclose(s1["val_loss"], s2["val_loss"], rel_tol=1e-9)
+
+
+def test_pack_drops_a_diverging_copy_and_keeps_training_the_others():
+    cfg = StudentConfig(width=3, activation="tanh", dtype="float64")
+    train = TrainConfig(steps=40, batch_size=16, eval_every=10, log_every=1000)
+    datas = [data_for(1), data_for(2)]
+    datas[1] = datas[1] | {"y_train": datas[1]["y_train"] * math.inf}
+    log = io.StringIO()
+    (m_ok, h_ok, s_ok), (_, h_bad, s_bad) = train_pack(
+        [fresh(cfg, 1), fresh(cfg, 2)],
+        datas,
+        train,
+        [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
+        log=log,
+    )
+    assert s_bad["stop_reason"] == "diverged" and s_bad["steps"] == 1 and not h_bad
+    assert s_ok["stop_reason"] == "budget" and s_ok["steps"] == 40 and len(h_ok) == 4
+    alone = train_student(
+        fresh(cfg, 1), datas[0], train, torch.Generator().manual_seed(1), log=io.StringIO()
+    )
+    assert rel(m_ok.w.detach(), alone[0].w.detach()) <= 1e-9
+    assert "[1] step 1: training loss is not finite" in log.getvalue()
+
+
+def test_pack_rejects_different_student_configs():
+    a = StudentRNN(StudentConfig(width=3))
+    b = StudentRNN(StudentConfig(width=4))
+    with pytest.raises(ValueError, match="equal student configs"):
+        train_pack([a, b], [data_for(1)] * 2, TrainConfig(steps=2), [torch.Generator()] * 2)
+
+
+def test_plateau_matches_torch_reduce_lr_on_plateau():
+    losses = [1.0, 0.9, 0.9, 0.95, 0.91, 0.9, 0.89999, 0.5, 0.6, 0.6, 0.6, 0.6]
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=2, min_lr=1e-3)
+    ours = Plateau(0.1, 0.1, 2, 1e-3)
+    for loss in losses:
+        sched.step(loss)
+        assert math.isclose(ours.step(loss), opt.param_groups[0]["lr"])
+
+
+def test_reference_init_draws_raw_w_from_a_standard_normal():
+    cfg = StudentConfig(width=4000, init="reference")
+    w = StudentRNN(cfg, generator=torch.Generator().manual_seed(0)).w.detach()
+    assert abs(float(w.mean())) < 0.05 and abs(float(w.std()) - 1) < 0.05
+    assert 0.45 < float((torch.relu(w) == 0).double().mean()) < 0.55  # direct: half dead
+    with pytest.raises(ValueError, match="init"):
+        StudentConfig(width=2, init="xavier")

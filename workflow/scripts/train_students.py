@@ -1,0 +1,47 @@
+"""Train one pack of students as one batched model; with width monotonicity, each until
+it beats its own narrower student (method §2)."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+import json
+
+import pandas as pd
+import torch
+
+from curse_memory.model import StudentConfig, StudentRNN, read_checkpoint, save_student
+from curse_memory.training import TrainConfig, evaluate, resolve_device, train_pack
+
+sm = snakemake
+torch.set_num_threads(sm.threads)
+members, config = sm.params.members, StudentConfig(**sm.params.student)
+names = ["/".join(f"{k}={v}" for k, v in m.items() if k in ("target", "seed")) for m in members]
+targets = [None] * len(members)
+for i, path in enumerate(sm.input.previous):  # each member's narrower student (a DAG edge)
+    with open(path) as f:
+        targets[i] = sm.params.monotone_factor * json.load(f)["val_loss"]
+datas = [read_checkpoint(path) for path in sm.input.targets]
+device = resolve_device()
+seeds = [int(m["seed"]) for m in members]
+# paired design: every parameterisation of a (width, seed) starts from the same draw
+models = [StudentRNN(config, generator=torch.Generator().manual_seed(1000 * s + config.width))
+          for s in seeds]  # fmt: skip
+print(f"{sm.wildcards}: {len(models)} students on {device}: {names}", file=sys.stderr)
+
+results = train_pack(
+    models,
+    datas,
+    TrainConfig(**sm.params.train),
+    [torch.Generator().manual_seed(s) for s in seeds],
+    target_losses=targets,
+    device=device,
+    names=names,
+)
+for i, (model, history, summary) in enumerate(results):
+    data = datas[i]
+    summary["test_loss"] = evaluate(model, data["x_test"].to(device), data["y_test"].to(device))
+    save_student(sm.output.models[i], model.cpu(), summary=summary)
+    pd.DataFrame(history).to_csv(sm.output.histories[i], sep="\t", index=False)
+    with open(sm.output.metrics[i], "w") as f:
+        json.dump(summary, f, indent=2)
