@@ -25,7 +25,7 @@ DEFAULT_OUTPUTS += results/tables results/figures results/report.html
 DEFAULT_OUTPUTS += logs benchmarks .snakemake
 
 .PHONY: setup run test test-fast lint bench figures docs-figures study paper nonlinear
-.PHONY: reference-init dryrun clean clean-all help unit-plotting unit-module
+.PHONY: reference-init dryrun clean clean-all help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,16 +49,8 @@ run: setup  ## run the default pipeline, build the report, print the claims tabl
 test: setup lint  ## lint, then the full test suite (unit, workflow, SLURM)
 	$(BIN)/pytest
 
-test-fast: setup  ## unit tests of the shared module only (no workflow run, no SLURM; under a minute)
-	$(MAKE) --no-print-directory -j2 --output-sync=target unit-plotting unit-module
-
-# test-fast's two halves, run side by side: the figure tests alone take half the time
-PYTEST_FAST := $(BIN)/pytest -p no:cacheprovider -m "not slow and not slurm"
-unit-plotting: setup
-	$(PYTEST_FAST) $(filter tests/test_plotting.py,$(UNIT_TESTS))
-
-unit-module: setup
-	$(PYTEST_FAST) $(filter-out tests/test_plotting.py,$(UNIT_TESTS))
+test-fast: setup  ## unit tests of the shared module only (no workflow run, no SLURM)
+	$(BIN)/pytest -m "not slow and not slurm" $(UNIT_TESTS)
 
 lint: setup  ## formatting and lint checks
 	$(BIN)/ruff check workflow tests
@@ -67,7 +59,7 @@ lint: setup  ## formatting and lint checks
 	$(SNAKEMAKE) --lint --configfile $(CONFIG)
 
 bench: setup  ## speed benchmark, ratios side by side (results/benchmarks/bench.tsv)
-	PYTHONPATH=workflow/scripts $(BIN)/python workflow/scripts/benchmark.py
+	PYTHONPATH=workflow/scripts $(BIN)/python bench/benchmark.py
 
 figures: setup  ## re-render every figure and the report from the tables alone
 	$(SM) figures --allowed-rules $(PLOT_RULES) figures --forcerun $(PLOT_RULES)

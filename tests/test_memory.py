@@ -106,3 +106,33 @@ def test_decay_fit_ignores_roundoff_and_needs_three_points():
     assert fit["rate_exp"] == pytest.approx(0.5, rel=1e-6)
     short = decay_fit(np.array([1.0, 2.0]), np.array([1.0, 0.5]))
     assert short["decay"] == "undetermined" and short["n_points"] == 2
+
+
+def test_stacked_students_give_each_students_own_memory_function():
+    """A pack's memory functions in one pass (mixed parameterisations, tanh) equal each
+    student's alone."""
+    from curse_memory.model import stack_students, student_forward
+
+    models = [
+        StudentRNN(
+            StudentConfig(width=3, parameterisation=p, activation="tanh", dtype="float64"),
+            generator=torch.Generator().manual_seed(i),
+        )
+        for i, p in enumerate(["direct", "softplus", "exp"])
+    ]
+    params, cfg, maps = stack_students(models)
+
+    def stacked(x):
+        with torch.no_grad():
+            return student_forward(params, torch.as_tensor(x), cfg, maps=maps).numpy()
+
+    t, together = memory_function(stacked, 200, 1, 1.0, [0.1, 1, 10])
+    assert together.shape == (3, 199)
+    for model, memory in zip(models, together, strict=True):
+
+        def alone(x, model=model):
+            with torch.no_grad():
+                return model(torch.as_tensor(x)).numpy()
+
+        np.testing.assert_allclose(memory, memory_function(alone, 200, 1, 1.0, [0.1, 1, 10])[1],
+                                   rtol=1e-12, atol=1e-300)  # fmt: skip

@@ -39,7 +39,7 @@ SCRIPTS = ROOT / "tests" / "slurm"
 PROFILE = "workflow/profiles/slurm"
 TINY = "tests/config/tiny.yaml"
 TIMINGS = {"training.tsv": ["wall_s"]}  # columns that measure time, not results
-FAIL_SCRIPT = "workflow/scripts/estimate_memory.py"  # used by both memory rules
+FAIL_SCRIPT = "workflow/scripts/estimate_student_memory.py"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 RUN_TIMEOUT = 1500  # s for one snakemake invocation (the tiny config takes a few minutes)
 START_TIMEOUT = 1800  # s for start-local-slurm.sh, which may have to apt-get install first
@@ -329,7 +329,7 @@ def test_profile_declares_executor_resources_and_status_command():
     assert isinstance(profile["jobs"], int) and profile["jobs"] > 0
     for key in ("slurm_partition", "mem_mb", "runtime", "cpus_per_task"):
         assert key in profile["default-resources"], key
-    for rule in ("train_student", "evaluate_perturbation"):
+    for rule in ("train_students", "evaluate_perturbation"):
         assert {"runtime", "mem_mb"} <= set(profile["set-resources"][rule]), rule
     assert profile["slurm-status-command"] in {"sacct", "squeue"}
     assert re.search(r"^\s*#\s*gpu: 1\s*$", text, re.MULTILINE), "GPU example missing"
@@ -354,7 +354,7 @@ def test_tiny_config_runs_through_slurm_with_local_tables(
     jobs = slurm_cluster.jobs(run_id(log))
     assert set(jobs) == set(ids), f"squeue knows {sorted(jobs)}, the log {sorted(ids)}"
     assert {state for state, _ in jobs.values()} == {"COMPLETED"}, jobs
-    for rule in ("synthesize_target", "train_student", "evaluate_perturbation"):
+    for rule in ("synthesize_target", "train_students", "evaluate_perturbation"):
         n = sum(comment.startswith(f"rule_{rule}") for _, comment in jobs.values())
         assert n == job_stats(log)[rule] > 0, (rule, n)
 
@@ -376,14 +376,14 @@ def test_failed_slurm_job_is_reported_and_rerun_redoes_only_unfinished_jobs(
     ids = submitted(log)
     print(f"failing run, SLURM job ids: {' '.join(ids)}; failed: {failed}")
     assert failed, f"no failed SLURM job reported:\n{tail(log)}"
-    assert {rule for rule, _ in failed} <= {"estimate_target_memory", "estimate_student_memory"}
+    assert {rule for rule, _ in failed} == {"estimate_student_memory"}
     jobs = slurm_cluster.jobs(run_id(log))
     for _, job_id in failed:
         assert job_id in ids and jobs[job_id][0] == "FAILED", (job_id, jobs.get(job_id))
     total = sum(job_stats(log).values())
     finished = len(re.findall(r"^Finished jobid: ", log, re.MULTILINE))
     assert 0 < finished < total
-    assert started_rules(log)["train_student"] == job_stats(log)["train_student"] > 0
+    assert started_rules(log)["train_students"] == job_stats(log)["train_students"] > 0
 
     # Restored byte for byte, the script is the one of the recorded code again: the rerun
     # must redo exactly the jobs that had not finished, and no training.
@@ -393,7 +393,7 @@ def test_failed_slurm_job_is_reported_and_rerun_redoes_only_unfinished_jobs(
     assert code == 0, f"the rerun failed:\n{tail(log2)}{job_logs(work)}"
     rerun = started_rules(log2)
     assert sum(job_stats(log2).values()) == sum(rerun.values()) == total - finished, rerun
-    for rule in ("synthesize_target", "train_student", "evaluate_perturbation"):
+    for rule in ("synthesize_target", "train_students", "evaluate_perturbation"):
         assert rerun[rule] == 0, f"{rule} ran again: {rerun}"
     assert rerun["estimate_student_memory"] == job_stats(log)["estimate_student_memory"]
 

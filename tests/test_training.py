@@ -76,6 +76,34 @@ def test_pack_of_three_equals_three_students_trained_alone(structure, param, act
         assert math.isclose(s1["val_loss"], s2["val_loss"], rel_tol=1e-9)
 
 
+@pytest.mark.parametrize("structure", ["diagonal", "orthogonal"])
+def test_pack_mixing_parameterisations_equals_each_student_alone(structure):
+    params = ["direct", "softplus", "exp", "best"]
+    train = TrainConfig(steps=60, batch_size=16, eval_every=10, log_every=1000)
+    cfgs = [
+        StudentConfig(width=3, structure=structure, parameterisation=p, activation="tanh",
+                      dtype="float64")
+        for p in params
+    ]  # fmt: skip
+    data = data_for(1)
+    alone = [
+        train_student(fresh(c, 1), data, train, torch.Generator().manual_seed(1), log=io.StringIO())
+        for c in cfgs
+    ]
+    packed = train_pack(
+        [fresh(c, 1) for c in cfgs],
+        [data] * len(cfgs),
+        train,
+        [torch.Generator().manual_seed(1) for _ in cfgs],
+        log=io.StringIO(),
+    )
+    for (m1, h1, _), (m2, h2, _) in zip(alone, packed, strict=True):
+        assert m1.config == m2.config
+        assert rel([r["min_eig"] for r in h2], [r["min_eig"] for r in h1]) <= 1e-9
+        for name, value in m1.raw_params().items():
+            assert rel(m2.raw_params()[name].detach(), value.detach()) <= 1e-9, name
+
+
 def test_pack_drops_a_diverging_copy_and_keeps_training_the_others():
     cfg = StudentConfig(width=3, activation="tanh", dtype="float64")
     train = TrainConfig(steps=40, batch_size=16, eval_every=10, log_every=1000)
@@ -101,6 +129,9 @@ def test_pack_drops_a_diverging_copy_and_keeps_training_the_others():
 def test_pack_rejects_different_student_configs():
     a = StudentRNN(StudentConfig(width=3))
     b = StudentRNN(StudentConfig(width=4))
+    with pytest.raises(ValueError, match="equal student configs"):
+        train_pack([a, b], [data_for(1)] * 2, TrainConfig(steps=2), [torch.Generator()] * 2)
+    b = StudentRNN(StudentConfig(width=3, activation="tanh"))
     with pytest.raises(ValueError, match="equal student configs"):
         train_pack([a, b], [data_for(1)] * 2, TrainConfig(steps=2), [torch.Generator()] * 2)
 

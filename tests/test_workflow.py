@@ -77,13 +77,28 @@ def expected_students(config: dict) -> int:
     return n * len(s["structures"]) * len(s["parameterisations"]) * len(s["activations"])
 
 
+def pack_size(config: dict) -> int:
+    """Students per pack: the product of the packed axes' lengths (default [seed, target])."""
+    axes = {"seed": len(config["seeds"]), "target": len(config["targets"])}
+    pack_by = config.get("train", {}).get("pack_by", ["seed", "target"])
+    size = 1
+    for axis in pack_by:
+        size *= axes[axis]
+    return size
+
+
+def expected_packs(config: dict) -> int:
+    return expected_students(config) // pack_size(config)
+
+
 def expected_jobs(config: dict) -> int:
     """Job count of a full run, from the grid sizes."""
     n_targets, n_seeds = len(config["targets"]), len(config["seeds"])
-    n_students = expected_students(config)
-    per_student = 3  # train, perturbation, memory
+    per_pack = 3  # train, perturbation, memory
     aggregates, plots = 4, 5 + n_targets  # + one perturbation figure per target
-    return n_targets * n_seeds + per_student * n_students + n_targets + aggregates + plots + 1
+    return (
+        n_targets * n_seeds + per_pack * expected_packs(config) + n_targets + aggregates + plots + 1
+    )
 
 
 # ---------------------------------------------------------------------------- DAGs
@@ -106,7 +121,7 @@ def test_plain_snakemake_uses_the_default_config_and_profile(fresh_copy):
     proc = snakemake(fresh_copy, "-n", timeout=300)
     assert "profiles/default" in proc.stdout + proc.stderr
     total = int(re.search(r"^total\s+(\d+)", proc.stdout, re.MULTILINE).group(1))
-    assert total == expected_jobs(load_config(ROOT / "config/config.yaml")) == 112
+    assert total == expected_jobs(load_config(ROOT / "config/config.yaml")) == 113
 
 
 # ---------------------------------------------------------------------------- tiny run
@@ -146,8 +161,8 @@ def test_tiny_run_writes_every_table_with_its_columns(tiny_run):
     ):
         for ext in ("png", "pdf"):
             assert (tiny_run / "results/figures" / f"{name}.{ext}").stat().st_size > 1000
-    assert list((tiny_run / "logs/train_student").rglob("*.log"))
-    assert list((tiny_run / "benchmarks/train_student").rglob("*.tsv"))
+    assert list((tiny_run / "logs/train_students").rglob("*.log"))
+    assert list((tiny_run / "benchmarks/train_students").rglob("*.tsv"))
 
 
 @pytest.mark.slow
@@ -175,7 +190,7 @@ def test_figure_rebuild_is_byte_identical_and_trains_nothing(tiny_run):
     assert after.keys() == before.keys()
     assert [n for n in before if before[n] != after[n]] == []
     assert {p: p.stat().st_mtime_ns for p in models} == models
-    assert not re.search(r"^\s*(local)?rule train_student:", proc.stdout + proc.stderr, re.M)
+    assert not re.search(r"^\s*(local)?rule train_students:", proc.stdout + proc.stderr, re.M)
 
 
 @pytest.mark.slow
@@ -202,7 +217,7 @@ def test_interrupted_run_resumes_without_redoing_finished_jobs(tmp_path):
     cmd = [str(BIN / "snakemake"), "--configfile", TINY, "--cores", "1"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT)
-        done = re.compile(r"Finished jobid: \d+ \(Rule: train_student\)")
+        done = re.compile(r"Finished jobid: \d+ \(Rule: train_students\)")
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             if len(done.findall(log.read_text())) >= 2:
@@ -228,8 +243,9 @@ def test_interrupted_run_resumes_without_redoing_finished_jobs(tmp_path):
     rerun = snakemake(work, "--configfile", TINY)
     assert (work / "results/tables/claims.tsv").exists()
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # not retrained
-    trained = re.findall(r"rule train_student:", rerun.stdout + rerun.stderr)
-    assert len(trained) == expected_students(load_config(ROOT / TINY)) - len(finished)
+    trained = re.findall(r"rule train_students:", rerun.stdout + rerun.stderr)
+    config = load_config(ROOT / TINY)
+    assert len(trained) == expected_packs(config) - len(finished) // pack_size(config)
 
 
 # ---------------------------------------------------------------------------- config
@@ -264,6 +280,14 @@ BAD_CONFIGS = [
     ("perturbation.norms", ["l1"], "norms"),
     ("seeds", [], "seeds"),
     ("targets.pol.kind", "transformer", "kind"),
+    ("train.pack_by", ["width"], "pack_by"),
+    ("students.init", "xavier", "init"),
+    ("perturbation.lost_factor", 0, "lost_factor"),
+    ("claims.radius", {"tanh": "sometimes"}, "radius"),
+    ("targets.exp.kernel_params", {"a": -1.0}, "targets.exp.kernel_params.a"),
+    ("targets.pol.kernel_params", {"s": 0.1, "p": 0.0}, "targets.pol.kernel_params.p"),
+    ("memory.fit_from", 10000, "memory.fit_from"),
+    ("targets.pol.T", 400, "train.pack_by"),  # one pack would hold two horizons
 ]
 
 

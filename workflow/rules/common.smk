@@ -32,7 +32,23 @@ def check_config(config):
             f"model, which needs one horizon T, but the targets have T in {sorted(horizons)}; "
             "allowed here: [seed] or []"
         )
+    memory = config["memory"]
+    if memory["fit_from"] >= memory["horizon"] * dt:
+        raise ValueError(
+            f"config memory.fit_from: {memory['fit_from']} is at or beyond the horizon "
+            f"({memory['horizon']} steps x dt = {memory['horizon'] * dt}): every tail fit "
+            "would be empty; lower fit_from or raise memory.horizon"
+        )
     for name, spec in config["targets"].items():
+        params = spec.get("kernel_params", {})
+        for key in (
+            ("a", "s", "p") if spec.get("kernel", "exp") in ("exp", "pol") else ()
+        ):
+            if key in params and not params[key] > 0:
+                raise ValueError(
+                    f"config targets.{name}.kernel_params.{key}: must be > 0, got "
+                    f"{params[key]} (a decaying memory kernel needs a positive rate)"
+                )
         t_lo, t_hi = spec.get("teacher_eig", [0.3, 1.0])
         if not t_lo <= t_hi or dt * t_hi >= 2:
             raise ValueError(
@@ -149,12 +165,12 @@ def split_sizes(wildcards):
 
 def student_config(wildcards):
     """StudentConfig fields shared by the members of a pack (packed axes vary the data,
-    initialisation seed and target, never the model's shape)."""
+    seed, target and eigenvalue map f, never the model's shape); each member's
+    parameterisation comes with its axis values."""
     students = config["students"]
     return {
         "width": int(wildcards.width),
         "structure": wildcards.structure,
-        "parameterisation": wildcards.param,
         "activation": wildcards.activation,
         "dt": config["data"]["dt"],
         "eps": students["eps"],

@@ -15,8 +15,9 @@ from curse_memory.training import TrainConfig, evaluate, resolve_device, train_p
 
 sm = snakemake
 torch.set_num_threads(sm.threads)
-members, config = sm.params.members, StudentConfig(**sm.params.student)
-names = ["/".join(f"{k}={v}" for k, v in m.items() if k in ("target", "seed")) for m in members]
+members = sm.params.members
+configs = [StudentConfig(**sm.params.student, parameterisation=m["param"]) for m in members]
+names = ["/".join(f"{k}={m[k]}" for k in ("target", "param", "seed")) for m in members]
 targets = [None] * len(members)
 for i, path in enumerate(sm.input.previous):  # each member's narrower student (a DAG edge)
     with open(path) as f:
@@ -25,8 +26,10 @@ datas = [read_checkpoint(path) for path in sm.input.targets]
 device = resolve_device()
 seeds = [int(m["seed"]) for m in members]
 # paired design: every parameterisation of a (width, seed) starts from the same draw
-models = [StudentRNN(config, generator=torch.Generator().manual_seed(1000 * s + config.width))
-          for s in seeds]  # fmt: skip
+models = [
+    StudentRNN(c, generator=torch.Generator().manual_seed(1000 * s + c.width))
+    for c, s in zip(configs, seeds, strict=True)
+]
 print(f"{sm.wildcards}: {len(models)} students on {device}: {names}", file=sys.stderr)
 
 results = train_pack(

@@ -45,7 +45,7 @@ import importlib
 # environment has no torch) can import ``curse_memory.plotting`` alone.
 _EXPORTS = {
     "analysis": ["claims_table", "crossing_table", "radius_table", "slope_table"],
-    "memory": ["decay_fit", "heaviside_inputs", "memory_function"],
+    "memory": ["decay_fit", "heaviside_inputs", "memory_function", "memory_tables"],
     "model": [
         "ACTIVATIONS",
         "PARAMETERISATIONS",
@@ -53,10 +53,13 @@ _EXPORTS = {
         "StudentConfig",
         "StudentRNN",
         "load_student",
+        "read_checkpoint",
+        "retyped",
         "save_student",
         "student_forward",
     ],
     "perturbation": [
+        "approximation_lost_radius",
         "beta_grid",
         "crossing_point",
         "draw_perturbations",
@@ -72,7 +75,7 @@ _EXPORTS = {
         "linear_functional",
         "make_target",
     ],
-    "training": ["TrainConfig", "evaluate", "resolve_device", "train_student"],
+    "training": ["TrainConfig", "evaluate", "resolve_device", "train_pack", "train_student"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

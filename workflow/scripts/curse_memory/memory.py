@@ -34,16 +34,17 @@ def memory_function(
     dt: float,
     amplitudes: Sequence[float],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Estimated memory function of a causal map ``fn``: (n, T, d) -> (n, T, o).
+    """Estimated memory function of a causal map ``fn``: (n, T, d) -> ([r,] n, T, o).
 
-    Returns t (T-1,) = dt, 2dt, ... and Mhat(t) (T-1,).
+    A map with a leading dim r (r models evaluated together) gets r memory functions.
+    Returns t (T-1,) = dt, 2dt, ... and Mhat(t) ([r,] T-1).
     """
     x = heaviside_inputs(T, d, amplitudes)
-    y = np.asarray(fn(x), dtype=float)  # (n, T, o)
-    rate = np.linalg.norm(np.diff(y, axis=1), axis=-1) / dt  # (n, T-1)
+    y = np.asarray(fn(x), dtype=float)  # ([r,] n, T, o)
+    rate = np.linalg.norm(np.diff(y, axis=-2), axis=-1) / dt  # ([r,] n, T-1)
     scale = np.abs(x[:, 0, :]).max(axis=-1) + 1.0  # |x|_inf + 1
     with np.errstate(invalid="ignore"):
-        memory = (rate / scale[:, None]).max(axis=0)
+        memory = (rate / scale[:, None]).max(axis=-2)
     return dt * np.arange(1, T), memory
 
 
@@ -83,22 +84,18 @@ def decay_fit(t: np.ndarray, memory: np.ndarray, t_min: float = 0.0, floor: floa
 
 
 def memory_tables(
-    fn: Callable[[np.ndarray], np.ndarray],
+    t: np.ndarray,
+    memory: np.ndarray,
     labels: dict,
-    d: int,
-    dt: float,
-    settings: dict,
+    fit_from: float,
     analytic: Callable[[np.ndarray], np.ndarray] | None = None,
 ):
-    """The memory table (about 200 log-spaced times) and the one-row fit table of ``fn``.
-
-    ``labels`` (subject, kind, target) head every row; ``settings`` is the config's
-    ``memory`` section (amplitudes, horizon, fit_from). The fit uses every time step.
-    """
+    """The memory table (about 200 log-spaced times) and the one-row fit table of one
+    memory function; ``labels`` (subject, kind, target) head every row. The tail fit uses
+    every time step from ``fit_from`` on."""
     import pandas as pd
 
-    t, memory = memory_function(fn, settings["horizon"], d, dt, settings["amplitudes"])
-    fit = decay_fit(t, memory, t_min=settings["fit_from"])
+    fit = decay_fit(t, memory, t_min=fit_from)
     keep = np.unique(np.geomspace(1, len(t), 200).astype(int) - 1)
     table = pd.DataFrame(labels | {"t": t[keep], "memory": memory[keep]})
     table["analytic"] = analytic(t[keep]) if analytic is not None else np.nan

@@ -11,7 +11,7 @@ perturbation sweep evaluates all its draws in one pass. ``StudentRNN`` is the tr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -164,25 +164,45 @@ def init_params(cfg: StudentConfig, generator: torch.Generator | None = None) ->
     return {k: v.to(cfg.torch_dtype) for k, v in params.items()}
 
 
-def recurrence(params: Mapping[str, Tensor], cfg: StudentConfig, raw: bool = False) -> Tensor:
+def recurrence(
+    params: Mapping[str, Tensor],
+    cfg: StudentConfig,
+    raw: bool = False,
+    maps: Sequence[str] | None = None,
+) -> Tensor:
     """The matrix A, or its diagonal ``a`` (..., m) for the diagonal structure.
 
     ``raw=True`` uses the evaluation map (for ``direct``: w itself, no relu), as the
-    perturbation experiments do; otherwise the training map.
+    perturbation experiments do; otherwise the training map. ``maps`` names the
+    parameterisation of each copy (r,) of batched parameters, for a pack that mixes them;
+    by default every copy uses ``cfg.parameterisation``.
     """
     if cfg.structure == "dense":
         return params["A"]  # (..., m, m)
-    p = PARAMETERISATIONS[cfg.parameterisation]
-    a = (p.evaluate if raw else p.train)(params["w"], cfg.eps)  # (..., m)
+    w = params["w"]
+    if maps is None or len(set(maps)) == 1:
+        p = PARAMETERISATIONS[maps[0] if maps else cfg.parameterisation]
+        a = (p.evaluate if raw else p.train)(w, cfg.eps)  # (..., m)
+    else:  # one small op per copy, once per forward
+        fs = [PARAMETERISATIONS[name] for name in maps]
+        ws = w.unbind(0)
+        a = torch.stack(
+            [(f.evaluate if raw else f.train)(v, cfg.eps) for f, v in zip(fs, ws, strict=True)]
+        )
     if cfg.structure == "diagonal":
         return a
     P = params["P"]  # (..., m, m)
     return (P * a.unsqueeze(-2)) @ P.transpose(-1, -2)
 
 
-def eigenvalues(params: Mapping[str, Tensor], cfg: StudentConfig, raw: bool = True) -> Tensor:
+def eigenvalues(
+    params: Mapping[str, Tensor],
+    cfg: StudentConfig,
+    raw: bool = True,
+    maps: Sequence[str] | None = None,
+) -> Tensor:
     """Real parts of the eigenvalues of A, (..., m); Euler-stable iff all in (0, 2/dt)."""
-    rec = recurrence(params, cfg, raw)
+    rec = recurrence(params, cfg, raw, maps)
     if cfg.structure == "diagonal":
         return rec
     if cfg.structure == "orthogonal":  # P diag P^T is symmetric
@@ -192,7 +212,11 @@ def eigenvalues(params: Mapping[str, Tensor], cfg: StudentConfig, raw: bool = Tr
 
 # ---------------------------------------------------------------------------- forward
 def student_forward(
-    params: Mapping[str, Tensor], x: Tensor, cfg: StudentConfig, raw: bool = False
+    params: Mapping[str, Tensor],
+    x: Tensor,
+    cfg: StudentConfig,
+    raw: bool = False,
+    maps: Sequence[str] | None = None,
 ) -> Tensor:
     """Outputs yhat of the student(s) on inputs x.
 
@@ -202,11 +226,12 @@ def student_forward(
         x: inputs (b, t, d), shared by all copies, or (r, b, t, d), one batch per copy
             (packed training: every copy sees its own data).
         raw: evaluation map of f (see ``recurrence``).
+        maps: parameterisation of each copy, for a pack that mixes them.
     Returns:
         yhat (b, t, o), or (r, b, t, o) for batched parameters.
     """
     x = x.to(params["U"].dtype)
-    rec = recurrence(params, cfg, raw)
+    rec = recurrence(params, cfg, raw, maps)
     if cfg.activation == "linear" and cfg.fast_linear:
         return _linear_convolution(params, rec, x, cfg)
     states = _hidden_states(params, rec, x, cfg)  # (b, t, m) or time-major (t, r, b, m)
@@ -366,6 +391,20 @@ def load_student(path, map_location="cpu") -> tuple[StudentRNN, dict]:
     model = StudentRNN(StudentConfig(**checkpoint["config"]))
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(map_location), checkpoint
+
+
+def stack_students(models: Sequence[StudentRNN]) -> tuple[dict[str, Tensor], StudentConfig, list]:
+    """Raw parameters of r students with a leading dim r, their shared config and the
+    parameterisation of each (``maps`` of ``student_forward``); the students may differ
+    in their parameterisation only."""
+    cfg = models[0].config
+    shared = asdict(cfg) | {"parameterisation": None}
+    if any(asdict(m.config) | {"parameterisation": None} != shared for m in models):
+        raise ValueError("stacked students need equal configs but for the parameterisation")
+    params = {
+        k: torch.stack([m.raw_params()[k].detach() for m in models]) for k in models[0].raw_params()
+    }
+    return params, cfg, [m.config.parameterisation for m in models]
 
 
 def retyped(model: StudentRNN, dtype: str = "float64", **overrides) -> StudentRNN:

@@ -135,7 +135,8 @@ class Copy:
 
 
 class Pack:
-    """r students of one structure, activation, width and dtype as one batched model.
+    """r students of one structure, activation, width and dtype as one batched model; their
+    parameterisations may differ (``maps``: each copy's eigenvalue map f).
 
     The raw parameters of all copies live in one flat leaf tensor (r, P); the named
     tensors (r, *shape) are views of it, so clipping and AdamW are a few ops on (r, P)
@@ -144,9 +145,17 @@ class Pack:
 
     def __init__(self, models: list[StudentRNN], device):
         cfg = models[0].config
+        shared = asdict(cfg) | {"parameterisation": None}
         for model in models[1:]:
-            if asdict(model.config) != asdict(cfg):
-                raise ValueError(f"a pack needs equal student configs: {model.config} vs {cfg}")
+            if asdict(model.config) | {"parameterisation": None} != shared:
+                raise ValueError(
+                    f"a pack needs equal student configs (but for the parameterisation): "
+                    f"{model.config} vs {cfg}"
+                )
+        if cfg.structure == "dense":  # no eigenvalue map: the parameterisation is moot
+            self.maps = None
+        else:
+            self.maps = [m.config.parameterisation for m in models]
         self.config = cfg
         first = models[0].raw_params()
         self.names = list(first)
@@ -169,9 +178,11 @@ class Pack:
 
     def forward(self, x: Tensor) -> Tensor:
         """x (r, b, t, d) -> yhat (r, b, t, o), copy i on its own batch x[i]."""
-        return student_forward(self.params(), x, self.config)
+        return student_forward(self.params(), x, self.config, maps=self.maps)
 
     def keep(self, rows: Tensor) -> None:
+        if self.maps is not None:
+            self.maps = [self.maps[i] for i in rows.tolist()]
         self.flat = self.flat.detach()[rows].requires_grad_()
         self.exp_avg, self.exp_avg_sq = self.exp_avg[rows], self.exp_avg_sq[rows]
 
@@ -203,7 +214,8 @@ class Pack:
 
     @torch.no_grad()
     def min_eigs(self) -> list[float]:
-        return eigenvalues(self.params(), self.config, raw=False).flatten(1).min(1)[0].tolist()
+        eig = eigenvalues(self.params(), self.config, raw=False, maps=self.maps)
+        return eig.flatten(1).min(1)[0].tolist()
 
 
 def _minibatch(copies: list[Copy], orders: list[Tensor], cursor: int, n: int, size: int):

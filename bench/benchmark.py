@@ -1,6 +1,6 @@
 """Speed benchmark of the shared module, measured side by side with a naive baseline.
 
-Run as ``PYTHONPATH=workflow/scripts python workflow/scripts/benchmark.py`` (``make bench``).
+Run as ``PYTHONPATH=workflow/scripts python bench/benchmark.py`` (``make bench``).
 Every measurement is printed as one machine-readable line,
 
     <measurement> key=value ... ours=<ms> ms baseline=<ms> ms ratio=<x>x
@@ -29,15 +29,57 @@ Sections:
 4. ``rss``: the peak RSS of a training job at m=64, run in a child process.
 5. ``e2e``: the summed job seconds, the peak memory of the m=64 training jobs and the
    wall clock of the last Snakemake run, from its benchmark files and logs.
+6. ``pack``: packed training (``train_pack``, r students as one batched model) against
+   one student per job, r in ``--pack-r`` (1, 4, 12, 48), all r of one student shape
+   timed in turn within every repeat. Shapes: the default config's (diagonal, its
+   activations, widths and dtype) and the paper config's tanh students in float64.
+   Measured: the start-up of a job's Python process (median of 3 fresh interpreters
+   importing torch, pandas, numpy and scipy.stats, once per run; ``--startup-s`` gives
+   it instead) and the seconds per step of ``train_pack`` without early stopping, from
+   the packs' own wall clocks (set-up, steps and validation passes; not the final
+   evaluation), over ``--pack-steps`` steps, on ``make_target`` data (1,024 training
+   sequences; the config's validation rate, n_val sequences every eval_every steps, as
+   one batch every eval_every*batch/n_val steps). Modelled: a job of S steps (``--job-steps``,
+   default the default config's budget) takes startup + S x step(r), so a ``pack`` line's
+   ours = (startup + S step(r)) / (r S), its baseline = (startup + S step(1)) / S, per
+   student and step. Every r is timed as one pack (max_elements = r x batch x m) and, when
+   the workflow's default ``PACK_ELEMENTS`` splits it (``packs=`` > 1), also with that.
+   ``pack-step`` lines give the same without start-up: step(r) / r against step(1).
+7. ``gpu`` (with CUDA only; else one ``gpu skipped`` line): the packed step time per
+   student on the GPU for r in ``--gpu-r`` (1, 12, 48, 192), one pack, same shapes and
+   settings as ``pack``, against one student (r=1) on the GPU; no start-up.
+8. ``project``: the projected wall time of a config's grid (``--project-config``,
+   default config/paper.yaml) on ``--project-cores`` (2 and 16), packed (pack_by target
+   and seed: one job per structure x parameterisation x activation x width) against one
+   student per job. Measured, per structure x activation x width of the config (first
+   parameterisation; the map f costs next to nothing): seconds per step at r=1 and at
+   the pack size r (the workflow's default PACK_ELEMENTS, so wide packs run as sub-packs
+   in turn) over ``--project-steps`` steps, as in ``pack``; one ``perturbation_sweep``
+   of the r=1 student so trained, over the first ``--project-sweep-betas`` nonzero betas
+   of the config's grid (plus beta=0), its repeats, and ``--project-sweep-n`` test
+   sequences, scaled linearly in evaluated copies x sequences to the config's full grid,
+   n_test and number of norms; the memory estimate of that student (float64 time loop
+   over the config's Heaviside inputs and full horizon, and the tail fit). Modelled: a
+   training job takes startup + steps (the config's whole budget: early stopping and
+   width-monotone targets ignored) x step(r); a perturbation or memory job startup + r x
+   its per-student seconds; targets, aggregation and figures (the same either way) are
+   left out. Dependencies: each width's training waits for the next narrower one's
+   (width monotonicity), perturbation and memory wait for their training. The DAG is
+   run through a greedy list scheduler on P cores, one job per core: a free core takes
+   the ready job with the longest remaining path. Hours, printed as ``project`` lines;
+   the measured figures as ``project-measure`` lines.
 
 The machine may be shared: ratios are measured side by side, and ``--clock cpu`` times
-this process's CPU time instead of the elapsed time.
+this process's CPU time instead of the elapsed time (not in ``pack``, ``gpu`` and
+``project``, which time wall seconds as a job pays them).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import heapq
 import io
 import math
 import platform
@@ -47,20 +89,40 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime
+from itertools import product
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import Tensor, nn
 
-from curse_memory.model import ACTIVATIONS, PARAMETERISATIONS, StudentConfig, StudentRNN
+from curse_memory.memory import memory_tables
+from curse_memory.model import (
+    ACTIVATIONS,
+    PARAMETERISATIONS,
+    StudentConfig,
+    StudentRNN,
+    retyped,
+)
 from curse_memory.perturbation import beta_grid, draw_perturbations, perturbation_sweep
 from curse_memory.targets import TargetSpec, make_target
-from curse_memory.training import TrainConfig, evaluate, mse, train_student
+from curse_memory.training import (
+    PACK_ELEMENTS,
+    TrainConfig,
+    evaluate,
+    mse,
+    train_pack,
+    train_student,
+)
 
-SECTIONS = ("train", "sweep", "scaling", "rss", "e2e")
+SECTIONS = ("train", "sweep", "scaling", "rss", "e2e", "pack", "gpu", "project")
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 CHECK_RTOL = 1e-6  # the loss of ours and of the baseline, both in float64
 RSS_TARGET_MB = 1024.0  # peak RSS target of a training job at m=64
 CLOCK = time.perf_counter  # --clock cpu: time.process_time (this process's CPU time)
@@ -183,16 +245,6 @@ def make_student(m: int, activation: str, seed: int, **overrides) -> StudentRNN:
     return StudentRNN(cfg, generator=torch.Generator().manual_seed(seed))
 
 
-def as_float64(student: StudentRNN, device: torch.device, **overrides) -> StudentRNN:
-    """A float64 copy of ``student`` with the same parameters (for the equivalence check)."""
-    cfg = StudentConfig(**(vars(student.config) | {"dtype": "float64"} | overrides))
-    copy = StudentRNN(cfg).to(device)
-    with torch.no_grad():
-        for name, value in student.raw_params().items():
-            getattr(copy, name).copy_(value.to(torch.float64))
-    return copy
-
-
 def loss_and_grads(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, dict[str, Tensor]]:
     model.zero_grad(set_to_none=True)
     loss = mse(model(x), y)
@@ -240,9 +292,7 @@ def bench_train_steps(args, table: Table, device: torch.device) -> None:
                 fast = PATHS[path][1]
                 models[path] = make_student(m, activation, seed=m, fast_linear=fast).to(device)
                 models[path].load_state_dict(student.state_dict())
-                rel_loss, rel_grad = equivalent(
-                    as_float64(models[path], device), baseline, x64, y64
-                )
+                rel_loss, rel_grad = equivalent(retyped(models[path]), baseline, x64, y64)
                 table.check(
                     f"train_step path={path} m={m} device={device.type} "
                     f"loss_rel={rel_loss:.2e} grad_rel={rel_grad:.2e} tol={CHECK_RTOL:g}",
@@ -557,6 +607,350 @@ def bench_e2e(args, table: Table) -> None:
     report_wall_clock(args, table)
 
 
+# ---------------------------------------------------------------------------- pack
+STARTUP_IMPORTS = "torch, pandas, numpy, scipy.stats"  # what every rule script imports
+
+
+class Shape(NamedTuple):
+    """The student shape of a packed-training measurement."""
+
+    config: str  # the config it comes from
+    structure: str
+    activation: str
+    width: int
+    dtype: str
+    param: str = "direct"
+
+
+def read_config(path: Path) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def measure_startup(repeats: int = 3, code: str = f"import {STARTUP_IMPORTS}") -> float:
+    """Median wall seconds of a fresh Python running ``code`` (a rule script's imports)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def job_seconds(startup: float, steps: int, step_s: float) -> float:
+    """Wall seconds of a training job: its process start-up, then ``steps`` steps."""
+    return startup + steps * step_s
+
+
+def subpacks(r: int, max_elements: int, batch: int, width: int) -> int:
+    """How many packs ``train_pack`` trains r copies as, in turn (its own rule)."""
+    return math.ceil(r / max(1, max_elements // (batch * width)))
+
+
+@functools.cache
+def timing_data(T: int, n_val: int, n_test: int) -> tuple[dict, ...]:
+    """Two targets' ``make_target`` data (pol, exp) of 1,024 training sequences."""
+    kernels = {"pol": {"s": 0.1, "p": 1.1}, "exp": {"a": 1.0}}
+    return tuple(
+        make_target(TargetSpec(kernel=k, kernel_params=p, T=T), 1024, n_val, n_test, seed=i)
+        for i, (k, p) in enumerate(kernels.items())
+    )
+
+
+def step_setup(config: dict, T: int, steps: int) -> tuple[TrainConfig, tuple[dict, ...]]:
+    """A config's training settings for ``steps`` timed steps, without early stopping,
+    and the data. Its validation passes (n_val sequences every eval_every steps) are
+    kept at the same rate per step as passes over one batch (n_val = batch)."""
+    train, n_val = config["train"], config["data"]["n_val"]
+    batch = train["batch_size"]
+    cfg = TrainConfig(
+        steps=steps,
+        batch_size=batch,
+        lr=train["lr"],
+        clip_norm=train["clip_norm"],
+        eval_every=max(1, round(train["eval_every"] * batch / n_val)),
+        early_stop_patience=0,
+        log_every=10**9,
+    )
+    return cfg, timing_data(T, batch, 1)
+
+
+def pack_step(shape: Shape, r: int, train: TrainConfig, datas, max_elements: int, device="cpu"):
+    """(seconds per step, trained models) of ``train_pack`` on r copies of ``shape``.
+
+    The time is the sum of the (sub-)packs' own wall clocks (set-up, steps, validation
+    passes; not the final evaluation of each copy) over the number of steps.
+    """
+    cfg = StudentConfig(
+        width=shape.width,
+        structure=shape.structure,
+        parameterisation=shape.param,
+        activation=shape.activation,
+        dtype=shape.dtype,
+    )
+    models = [
+        StudentRNN(cfg, generator=torch.Generator().manual_seed(1000 * i + shape.width))
+        for i in range(r)
+    ]
+    gens = [torch.Generator().manual_seed(i) for i in range(r)]
+    datas = [datas[i % len(datas)] for i in range(r)]
+    out = train_pack(
+        models, datas, train, gens, device=device, log=io.StringIO(), max_elements=max_elements
+    )
+    size = max(1, max_elements // (train.batch_size * shape.width))
+    wall = sum(out[lo][2]["wall_s"] for lo in range(0, r, size))
+    return wall / train.steps, [model for model, _, _ in out]
+
+
+def median_steps(fns: list, repeats: int) -> list[float]:
+    """Median seconds per step of each ``pack_step`` closure, all run in turn per repeat."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times, strict=True):
+            ts.append(fn()[0])
+    return [statistics.median(ts) for ts in times]
+
+
+def pack_shapes(args) -> list[tuple[Shape, dict]]:
+    """The default config's students (diagonal; its activations, widths, dtype) and the
+    paper config's diagonal tanh students in float64; ``--pack-widths`` sets the widths."""
+    shapes = []
+    for name, file, acts, dtype in (
+        ("default", "config.yaml", None, None),
+        ("paper", "paper.yaml", ["tanh"], "float64"),
+    ):
+        config = read_config(ROOT / "config" / file)
+        s = config["students"]
+        for act, m in product(acts or s["activations"], args.pack_widths or s["widths"]):
+            shapes.append((Shape(name, "diagonal", act, m, dtype or s["dtype"]), config))
+    return shapes
+
+
+def pack_variants(rs: list[int], batch: int, width: int) -> list[tuple[int, int]]:
+    """(r, max_elements) to time: the workflow's PACK_ELEMENTS, preceded by one pack of
+    all r (max_elements = r x batch x m) where PACK_ELEMENTS splits them."""
+    out = []
+    for r in rs:
+        if subpacks(r, PACK_ELEMENTS, batch, width) > 1:
+            out.append((r, r * batch * width))
+        out.append((r, PACK_ELEMENTS))
+    return out
+
+
+def bench_pack(args, table: Table, startup: float) -> None:
+    """Section 6: packed training against one student per job, start-up included."""
+    rs, S = sorted(set(args.pack_r) | {1}), args.job_steps
+    for shape, config in pack_shapes(args):
+        train, datas = step_setup(config, args.T, args.pack_steps)
+        B = train.batch_size
+        pack_step(shape, 1, replace(train, steps=2), datas, PACK_ELEMENTS)  # warm-up
+        variants = pack_variants(rs, B, shape.width)
+        fns = [functools.partial(pack_step, shape, r, train, datas, lim) for r, lim in variants]
+        steps = median_steps(fns, args.pack_repeats)
+        single = steps[variants.index((1, PACK_ELEMENTS))]
+        for (r, limit), step in zip(variants, steps, strict=True):
+            common = (
+                f"config={shape.config} act={shape.activation} m={shape.width} r={r} "
+                f"dtype={shape.dtype} T={args.T} B={B} max_elements={limit} "
+                f"packs={subpacks(r, limit, B, shape.width)}"
+            )
+            ours = job_seconds(startup, S, step) / (r * S)
+            table.add(
+                "pack",
+                f"{common} S={S} startup_s={startup:.2f}",
+                1e3 * ours,
+                1e3 * job_seconds(startup, S, single) / S,
+            )
+            table.add("pack-step", common, 1e3 * step / r, 1e3 * single)
+
+
+def bench_gpu(args, table: Table, device: torch.device | None = None) -> None:
+    """Section 7: the packed step on the GPU, one pack per r, against r=1 on the GPU."""
+    if device is None and not torch.cuda.is_available():
+        table.note("gpu", "skipped: no CUDA")
+        return
+    device = device or torch.device("cuda")
+    rs = sorted(set(args.gpu_r) | {1})
+    for shape, config in pack_shapes(args):
+        train, datas = step_setup(config, args.T, args.pack_steps)
+        B, m = train.batch_size, shape.width
+        pack_step(shape, 1, replace(train, steps=2), datas, PACK_ELEMENTS, device)  # warm-up
+        fns = [functools.partial(pack_step, shape, r, train, datas, r * B * m, device) for r in rs]
+        steps = median_steps(fns, args.pack_repeats)
+        for r, step in zip(rs, steps, strict=True):
+            setting = (
+                f"config={shape.config} act={shape.activation} m={m} r={r} dtype={shape.dtype} "
+                f"T={args.T} B={B} device={device.type} packs=1"
+            )
+            table.add("gpu", setting, 1e3 * step / r, 1e3 * steps[0])
+
+
+# ---------------------------------------------------------------------------- project
+AXES = ("target", "structure", "param", "activation", "width", "seed")  # the path grammar's
+PROJECT_PACK_BY = ("target", "seed")
+
+
+def grid_values(config: dict) -> dict[str, list]:
+    """Each axis of a config's student grid and its values (widths ascending)."""
+    s = config["students"]
+    return {
+        "target": list(config["targets"]),
+        "structure": s["structures"],
+        "param": s["parameterisations"],
+        "activation": s["activations"],
+        "width": sorted(s["widths"]),
+        "seed": config["seeds"],
+    }
+
+
+def project_dag(config: dict, pack_by, seconds_of) -> tuple[dict, dict]:
+    """The training, perturbation and memory jobs of a config's grid, one per pack (the
+    axes in ``pack_by`` packed together), in topological order: job -> seconds and job ->
+    the jobs it waits for. ``seconds_of(stage, structure, activation, width, r)``."""
+    values = grid_values(config)
+    outer = [a for a in AXES if a not in pack_by]
+    r = math.prod(len(values[a]) for a in pack_by)
+    widths, chain = values["width"], config["train"].get("width_monotone", True)
+    seconds, deps = {}, {}
+    for key in product(*(values[a] for a in outer)):
+        pack = dict(zip(outer, key, strict=True))
+        train, narrower = ("train", key), widths.index(pack["width"]) - 1
+        prev = tuple(widths[narrower] if a == "width" else v for a, v in pack.items())
+        for stage in ("train", "perturbation", "memory"):
+            seconds[(stage, key)] = seconds_of(
+                stage, pack["structure"], pack["activation"], pack["width"], r
+            )
+            deps[(stage, key)] = [train] if stage != "train" else []
+        if chain and narrower >= 0:
+            deps[train] = [("train", prev)]
+    return seconds, deps
+
+
+def critical_paths(seconds: dict, deps: dict) -> dict:
+    """Each job's longest path to the end of the DAG, itself included (topological order)."""
+    rank = dict.fromkeys(seconds, 0.0)
+    for job in reversed(list(seconds)):
+        rank[job] += seconds[job]
+        for dep in deps[job]:
+            rank[dep] = max(rank[dep], rank[job])
+    return rank
+
+
+def list_schedule(seconds: dict, deps: dict, cores: int) -> float:
+    """Makespan of greedy list scheduling on ``cores``, one job per core, no preemption:
+    a free core takes the ready job with the longest path to the end (ties: DAG order)."""
+    rank, order = critical_paths(seconds, deps), {job: i for i, job in enumerate(seconds)}
+    children, waiting = defaultdict(list), {job: len(deps[job]) for job in seconds}
+    for job in seconds:
+        for dep in deps[job]:
+            children[dep].append(job)
+    ready = [(-rank[j], order[j], j) for j in seconds if not waiting[j]]
+    heapq.heapify(ready)
+    running, now = [], 0.0  # heap of (end, order, job)
+    while ready or running:
+        while ready and len(running) < cores:
+            _, i, job = heapq.heappop(ready)
+            heapq.heappush(running, (now + seconds[job], i, job))
+        now, _, job = heapq.heappop(running)
+        for child in children[job]:
+            waiting[child] -= 1
+            if not waiting[child]:
+                heapq.heappush(ready, (-rank[child], order[child], child))
+    return now
+
+
+def sweep_seconds(args, config: dict, student: StudentRNN) -> float:
+    """A config's perturbation sweep of one student (every norm, all betas, its repeats and
+    n_test), scaled linearly in copies x sequences from a sweep over the first
+    ``--project-sweep-betas`` nonzero betas and ``--project-sweep-n`` test sequences."""
+    p, n_test = config["perturbation"], config["data"]["n_test"]
+    n, k = min(args.project_sweep_n, n_test), min(args.project_sweep_betas, p["n_betas"])
+    data = timing_data(config["data"]["T"], 1, n)[0]
+    start = time.perf_counter()
+    perturbation_sweep(
+        student,
+        data["x_test"],
+        data["y_test"],
+        beta_grid(p["beta_min"], p["beta_step"], k),
+        p["repeats"],
+        "inf",
+        torch.Generator().manual_seed(0),
+    )
+    elapsed = time.perf_counter() - start
+    copies = lambda n_betas: 1 + n_betas * p["repeats"]  # beta=0 is evaluated once
+    return elapsed * len(p["norms"]) * n_test / n * copies(p["n_betas"]) / copies(k)
+
+
+def memory_seconds(config: dict, student: StudentRNN) -> float:
+    """One student's memory estimate as ``estimate_student_memory`` runs it: float64 time
+    loop over the config's Heaviside inputs and horizon, then the tail fit."""
+    model = retyped(student, "float64", fast_linear=False)
+
+    def fn(x):
+        with torch.no_grad():
+            return model(torch.as_tensor(x)).numpy()
+
+    labels = {"subject": "bench", "kind": "student", "target": "bench"}
+    start = time.perf_counter()
+    memory_tables(fn, labels, model.config.d_in, model.config.dt, config["memory"])
+    return time.perf_counter() - start
+
+
+def measure_student(args, config: dict, shape: Shape, r: int) -> dict:
+    """Seconds per step at r=1 and at r (workflow's PACK_ELEMENTS), and the seconds of the
+    perturbation sweep and memory estimate of the r=1 student so trained."""
+    train, datas = step_setup(config, config["data"]["T"], args.project_steps)
+    pack_step(shape, 1, replace(train, steps=2), datas, PACK_ELEMENTS)  # warm-up
+    step1, (student,) = pack_step(shape, 1, train, datas, PACK_ELEMENTS)
+    step_r = pack_step(shape, r, train, datas, PACK_ELEMENTS)[0] if r > 1 else step1
+    return {
+        "step": {1: step1, r: step_r},
+        "perturbation": sweep_seconds(args, config, student),
+        "memory": memory_seconds(config, student),
+    }
+
+
+def project_times(args, config: dict, startup: float, table: Table, name: str):
+    """Measure every structure x activation x width of a config; return ``seconds_of``."""
+    values, dtype = grid_values(config), config["students"].get("dtype", "float32")
+    r = math.prod(len(values[a]) for a in PROJECT_PACK_BY)
+    measured = {}
+    for key in product(values["structure"], values["activation"], values["width"]):
+        shape = Shape(name, *key, dtype, values["param"][0])
+        t = measured[key] = measure_student(args, config, shape, r)
+        table.note(
+            "project-measure",
+            f"config={name} structure={key[0]} act={key[1]} m={key[2]} dtype={dtype} "
+            f"step_r1_ms={1e3 * t['step'][1]:.3f} step_r{r}_ms={1e3 * t['step'][r]:.3f} "
+            f"sweep_s={t['perturbation']:.3f} memory_s={t['memory']:.3f}",
+        )
+
+    def seconds_of(stage: str, structure: str, activation: str, width: int, r: int) -> float:
+        t = measured[(structure, activation, width)]
+        if stage == "train":
+            return job_seconds(startup, config["train"]["steps"], t["step"][r])
+        return startup + r * t[stage]
+
+    return seconds_of
+
+
+def bench_project(args, table: Table, startup: float) -> None:
+    """Section 8: projected wall time of a config's grid, packed against unpacked."""
+    config, name = read_config(args.project_config), args.project_config.stem
+    seconds_of = project_times(args, config, startup, table, name)
+    dags = [project_dag(config, by, seconds_of) for by in (PROJECT_PACK_BY, ())]
+    students = math.prod(len(v) for v in grid_values(config).values())
+    for cores in args.project_cores:
+        packed, unpacked = (list_schedule(*dag, cores) / 3600 for dag in dags)
+        table.note(
+            "project",
+            f"config={name} cores={cores} packed={packed:.3f} unpacked={unpacked:.3f} "
+            f"ratio={unpacked / packed:.2f}x unit=h students={students} "
+            f"jobs_packed={len(dags[0][0])} jobs_unpacked={len(dags[1][0])} "
+            f"startup_s={startup:.2f}",
+        )
+
+
 # ---------------------------------------------------------------------------- main
 def int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
@@ -579,7 +973,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="wall: elapsed time; cpu: this process's CPU time, robust to other load on "
         "the machine (CPU devices only)",
     )
-    p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    p.add_argument(
+        "--sections",
+        nargs="+",
+        default=list(SECTIONS),
+        help=f"subset of {', '.join(SECTIONS)} (space- or comma-separated)",
+    )
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/bench.tsv"))
     p.add_argument("--widths", type=int_list, help="training-step widths (default 8,16,32,64)")
     p.add_argument("--batch", type=int, default=512, help="sequences per training step")
@@ -602,6 +1001,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scaling-repeats", type=int, help="timed repeats per scaling point")
     p.add_argument("--rss-steps", type=int, help="training steps of the RSS job (default 100)")
     p.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--startup-s", type=float, help="job start-up seconds (default: measured)")
+    p.add_argument("--pack-steps", type=int, help="timed steps per pack (default 60)")
+    p.add_argument("--pack-r", type=int_list, default=[1, 4, 12, 48], help="students per pack")
+    p.add_argument("--pack-widths", type=int_list, help="widths (default: the configs')")
+    p.add_argument("--pack-repeats", type=int, help="timed repeats per pack (default 3)")
+    p.add_argument("--job-steps", type=int, help="steps of a job (default: config.yaml's)")
+    p.add_argument("--gpu-r", type=int_list, default=[1, 12, 48, 192], help="gpu: r values")
+    p.add_argument("--project-config", type=Path, default=ROOT / "config" / "paper.yaml")
+    p.add_argument("--project-cores", type=int_list, default=[2, 16], help="cores to project")
+    p.add_argument("--project-steps", type=int, help="timed steps per shape (default 20)")
+    p.add_argument("--project-sweep-n", type=int, default=256, help="test sequences timed")
+    p.add_argument("--project-sweep-betas", type=int, default=2, help="nonzero betas timed")
     p.add_argument("--bench-dir", type=Path, default=Path("benchmarks"))
     p.add_argument("--log-dir", type=Path, default=Path("logs"))
     p.add_argument("--snakemake-dir", type=Path, default=Path(".snakemake"))
@@ -620,11 +1031,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         "scaling_m": [8, 32] if quick else [8, 16, 32, 64],
         "scaling_repeats": 2 if quick else 5,
         "rss_steps": 10 if quick else 100,
+        "pack_steps": 10 if quick else 60,
+        "pack_repeats": 1 if quick else 3,
+        "project_steps": 4 if quick else 20,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.sections = [s for s in args.sections.split(",") if s]
+    if args.job_steps is None:
+        args.job_steps = read_config(ROOT / "config" / "config.yaml")["train"]["steps"]
+    args.sections = [s for item in args.sections for s in item.split(",") if s]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         p.error(f"unknown sections: {', '.join(sorted(unknown))}")
@@ -667,6 +1083,17 @@ def main(argv=None) -> int:
         bench_rss(args, table)
     if "e2e" in args.sections:
         bench_e2e(args, table)
+    if {"pack", "project"} & set(args.sections):
+        startup = args.startup_s
+        if startup is None:
+            startup = measure_startup()
+        table.note("startup", f"imports={STARTUP_IMPORTS.replace(' ', '')} seconds={startup:.3f}")
+    if "pack" in args.sections:
+        bench_pack(args, table, startup)
+    if "gpu" in args.sections:
+        bench_gpu(args, table)
+    if "project" in args.sections:
+        bench_project(args, table, startup)
     table.write(args.out)
     print(f"wrote {args.out}", flush=True)
     if table.failed:
