@@ -49,25 +49,28 @@ Sections:
    student on the GPU for r in ``--gpu-r`` (1, 12, 48, 192), one pack, same shapes and
    settings as ``pack``, against one student (r=1) on the GPU; no start-up.
 8. ``project``: the projected wall time of a config's grid (``--project-config``,
-   default config/paper.yaml) on ``--project-cores`` (2 and 16), packed (pack_by target
-   and seed: one job per structure x parameterisation x activation x width) against one
-   student per job. Measured, per structure x activation x width of the config (first
-   parameterisation; the map f costs next to nothing): seconds per step at r=1 and at
-   the pack size r (the workflow's default PACK_ELEMENTS, so wide packs run as sub-packs
-   in turn) over ``--project-steps`` steps, as in ``pack``; one ``perturbation_sweep``
-   of the r=1 student so trained, over the first ``--project-sweep-betas`` nonzero betas
-   of the config's grid (plus beta=0), its repeats, and ``--project-sweep-n`` test
-   sequences, scaled linearly in evaluated copies x sequences to the config's full grid,
-   n_test and number of norms; the memory estimate of that student (float64 time loop
-   over the config's Heaviside inputs and full horizon, and the tail fit). Modelled: a
-   training job takes startup + steps (the config's whole budget: early stopping and
-   width-monotone targets ignored) x step(r); a perturbation or memory job startup + r x
-   its per-student seconds; targets, aggregation and figures (the same either way) are
-   left out. Dependencies: each width's training waits for the next narrower one's
-   (width monotonicity), perturbation and memory wait for their training. The DAG is
-   run through a greedy list scheduler on P cores, one job per core: a free core takes
-   the ready job with the longest remaining path. Hours, printed as ``project`` lines;
-   the measured figures as ``project-measure`` lines.
+   default config/paper.yaml) on ``--project-cores`` (2 and 16), packed (``pack_by``:
+   ``--project-pack-by``, else the config's train.pack_by, else target and seed, so r =
+   targets x seeds students per job) against one student per job. Measured, for every
+   structure x activation x width of the config (its dtype, its first parameterisation:
+   the map f costs next to nothing): the seconds per step at r=1 and at r, as in
+   ``pack`` over ``--project-steps`` steps, r with the workflow's default PACK_ELEMENTS
+   (wide packs run as sub-packs in turn); one ``perturbation_sweep`` of the r=1 student
+   so trained, over beta=0 and the first ``--project-sweep-betas`` nonzero betas of the
+   config's grid, its repeats and ``--project-sweep-n`` test sequences, then scaled
+   linearly in evaluated copies x sequences to the config's full grid, n_test and number
+   of norms; the memory estimate (as ``estimate_student_memory``: float64 time loop over
+   the config's Heaviside inputs and full horizon, all students of the job in one pass,
+   then each tail fit) of the r=1 student and of the r students. Modelled: a training
+   job takes startup + steps x step(r), with the config's whole step budget (early
+   stopping and width-monotone targets ignored: an upper bound); a perturbation job
+   startup + r x the sweep; a memory job startup + the measured memory time of its r
+   students. Dependencies: each width's training waits for the next narrower width's
+   (width monotonicity), perturbation and memory wait for their training; targets,
+   aggregation and figures (the same either way) are left out. The DAG runs through a
+   greedy list scheduler on P cores, one job per core: a free core takes the ready job
+   with the longest path to the end. Hours in ``project`` lines; the measured figures in
+   ``project-measure`` lines.
 
 The machine may be shared: ratios are measured side by side, and ``--clock cpu`` times
 this process's CPU time instead of the elapsed time (not in ``pack``, ``gpu`` and
@@ -97,18 +100,21 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pandas  # noqa: F401  (imported lazily by memory_tables; a job's start-up pays it)
 import torch
 import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
-from curse_memory.memory import memory_tables
+from curse_memory.memory import memory_function, memory_tables
 from curse_memory.model import (
     ACTIVATIONS,
     PARAMETERISATIONS,
     StudentConfig,
     StudentRNN,
     retyped,
+    stack_students,
+    student_forward,
 )
 from curse_memory.perturbation import beta_grid, draw_perturbations, perturbation_sweep
 from curse_memory.targets import TargetSpec, make_target
@@ -787,7 +793,6 @@ def bench_gpu(args, table: Table, device: torch.device | None = None) -> None:
 
 # ---------------------------------------------------------------------------- project
 AXES = ("target", "structure", "param", "activation", "width", "seed")  # the path grammar's
-PROJECT_PACK_BY = ("target", "seed")
 
 
 def grid_values(config: dict) -> dict[str, list]:
@@ -865,55 +870,52 @@ def sweep_seconds(args, config: dict, student: StudentRNN) -> float:
     ``--project-sweep-betas`` nonzero betas and ``--project-sweep-n`` test sequences."""
     p, n_test = config["perturbation"], config["data"]["n_test"]
     n, k = min(args.project_sweep_n, n_test), min(args.project_sweep_betas, p["n_betas"])
-    data = timing_data(config["data"]["T"], 1, n)[0]
+    x, y = (timing_data(config["data"]["T"], 1, n)[0][key] for key in ("x_test", "y_test"))
+    sweep = functools.partial(perturbation_sweep, student, x, y, norm="inf")
+    sweep([0.0], 1, generator=torch.Generator())  # warm-up: one pass
     start = time.perf_counter()
-    perturbation_sweep(
-        student,
-        data["x_test"],
-        data["y_test"],
-        beta_grid(p["beta_min"], p["beta_step"], k),
-        p["repeats"],
-        "inf",
-        torch.Generator().manual_seed(0),
-    )
+    sweep(beta_grid(p["beta_min"], p["beta_step"], k), p["repeats"], generator=torch.Generator())
     elapsed = time.perf_counter() - start
     copies = lambda n_betas: 1 + n_betas * p["repeats"]  # beta=0 is evaluated once
     return elapsed * len(p["norms"]) * n_test / n * copies(p["n_betas"]) / copies(k)
 
 
-def memory_seconds(config: dict, student: StudentRNN) -> float:
-    """One student's memory estimate as ``estimate_student_memory`` runs it: float64 time
-    loop over the config's Heaviside inputs and horizon, then the tail fit."""
-    model = retyped(student, "float64", fast_linear=False)
+def memory_seconds(config: dict, students: list[StudentRNN]) -> float:
+    """A memory job's work on its students as ``estimate_student_memory`` does it: all of
+    them in one float64 time loop over the config's Heaviside inputs and horizon, then
+    each one's tail fit."""
+    p, labels = config["memory"], {"subject": "bench", "kind": "student", "target": "bench"}
+    start = time.perf_counter()
+    params, cfg, maps = stack_students([retyped(s, "float64", fast_linear=False) for s in students])
 
     def fn(x):
         with torch.no_grad():
-            return model(torch.as_tensor(x)).numpy()
+            return student_forward(params, torch.as_tensor(x), cfg, maps=maps).numpy()
 
-    labels = {"subject": "bench", "kind": "student", "target": "bench"}
-    start = time.perf_counter()
-    memory_tables(fn, labels, model.config.d_in, model.config.dt, config["memory"])
+    t, memories = memory_function(fn, p["horizon"], cfg.d_in, cfg.dt, p["amplitudes"])
+    for memory in memories:
+        memory_tables(t, memory, labels, p["fit_from"])
     return time.perf_counter() - start
 
 
 def measure_student(args, config: dict, shape: Shape, r: int) -> dict:
-    """Seconds per step at r=1 and at r (workflow's PACK_ELEMENTS), and the seconds of the
-    perturbation sweep and memory estimate of the r=1 student so trained."""
+    """Seconds per step at r=1 and at r (the workflow's PACK_ELEMENTS); the perturbation
+    sweep of the r=1 student so trained; the memory estimate of 1 and of r students."""
     train, datas = step_setup(config, config["data"]["T"], args.project_steps)
     pack_step(shape, 1, replace(train, steps=2), datas, PACK_ELEMENTS)  # warm-up
-    step1, (student,) = pack_step(shape, 1, train, datas, PACK_ELEMENTS)
-    step_r = pack_step(shape, r, train, datas, PACK_ELEMENTS)[0] if r > 1 else step1
+    step1, single = pack_step(shape, 1, train, datas, PACK_ELEMENTS)
+    step_r, pack = pack_step(shape, r, train, datas, PACK_ELEMENTS) if r > 1 else (step1, single)
     return {
         "step": {1: step1, r: step_r},
-        "perturbation": sweep_seconds(args, config, student),
-        "memory": memory_seconds(config, student),
+        "perturbation": sweep_seconds(args, config, single[0]),
+        "memory": {1: memory_seconds(config, single), r: memory_seconds(config, pack)},
     }
 
 
 def project_times(args, config: dict, startup: float, table: Table, name: str):
     """Measure every structure x activation x width of a config; return ``seconds_of``."""
     values, dtype = grid_values(config), config["students"].get("dtype", "float32")
-    r = math.prod(len(values[a]) for a in PROJECT_PACK_BY)
+    r = math.prod(len(values[a]) for a in args.project_pack_by)
     measured = {}
     for key in product(values["structure"], values["activation"], values["width"]):
         shape = Shape(name, *key, dtype, values["param"][0])
@@ -922,14 +924,17 @@ def project_times(args, config: dict, startup: float, table: Table, name: str):
             "project-measure",
             f"config={name} structure={key[0]} act={key[1]} m={key[2]} dtype={dtype} "
             f"step_r1_ms={1e3 * t['step'][1]:.3f} step_r{r}_ms={1e3 * t['step'][r]:.3f} "
-            f"sweep_s={t['perturbation']:.3f} memory_s={t['memory']:.3f}",
+            f"sweep_s={t['perturbation']:.3f} memory_r1_s={t['memory'][1]:.3f} "
+            f"memory_r{r}_s={t['memory'][r]:.3f}",
         )
 
     def seconds_of(stage: str, structure: str, activation: str, width: int, r: int) -> float:
         t = measured[(structure, activation, width)]
         if stage == "train":
             return job_seconds(startup, config["train"]["steps"], t["step"][r])
-        return startup + r * t[stage]
+        if stage == "memory":
+            return startup + t["memory"][r]
+        return startup + r * t["perturbation"]
 
     return seconds_of
 
@@ -937,17 +942,20 @@ def project_times(args, config: dict, startup: float, table: Table, name: str):
 def bench_project(args, table: Table, startup: float) -> None:
     """Section 8: projected wall time of a config's grid, packed against unpacked."""
     config, name = read_config(args.project_config), args.project_config.stem
+    if args.project_pack_by is None:  # the config's own, else target and seed
+        args.project_pack_by = config["train"].get("pack_by", ["seed", "target"])
+    args.project_pack_by = [a for a in AXES if a in args.project_pack_by]
     seconds_of = project_times(args, config, startup, table, name)
-    dags = [project_dag(config, by, seconds_of) for by in (PROJECT_PACK_BY, ())]
+    dags = [project_dag(config, by, seconds_of) for by in (args.project_pack_by, ())]
     students = math.prod(len(v) for v in grid_values(config).values())
     for cores in args.project_cores:
         packed, unpacked = (list_schedule(*dag, cores) / 3600 for dag in dags)
         table.note(
             "project",
-            f"config={name} cores={cores} packed={packed:.3f} unpacked={unpacked:.3f} "
+            f"config={name} cores={cores} packed={packed:.4g} unpacked={unpacked:.4g} "
             f"ratio={unpacked / packed:.2f}x unit=h students={students} "
-            f"jobs_packed={len(dags[0][0])} jobs_unpacked={len(dags[1][0])} "
-            f"startup_s={startup:.2f}",
+            f"pack_by={','.join(args.project_pack_by)} jobs_packed={len(dags[0][0])} "
+            f"jobs_unpacked={len(dags[1][0])} startup_s={startup:.2f}",
         )
 
 
@@ -1010,6 +1018,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpu-r", type=int_list, default=[1, 12, 48, 192], help="gpu: r values")
     p.add_argument("--project-config", type=Path, default=ROOT / "config" / "paper.yaml")
     p.add_argument("--project-cores", type=int_list, default=[2, 16], help="cores to project")
+    p.add_argument(
+        "--project-pack-by",
+        type=lambda text: [a for a in text.split(",") if a],
+        help="packed axes (default: the config's train.pack_by, else seed,target)",
+    )
     p.add_argument("--project-steps", type=int, help="timed steps per shape (default 20)")
     p.add_argument("--project-sweep-n", type=int, default=256, help="test sequences timed")
     p.add_argument("--project-sweep-betas", type=int, default=2, help="nonzero betas timed")
@@ -1072,6 +1085,11 @@ def main(argv=None) -> int:
         flush=True,
     )
     table = Table()
+    startup = args.startup_s
+    if {"pack", "project"} & set(args.sections):
+        if startup is None:
+            startup = measure_startup()  # once, before anything else loads the machine
+        table.note("startup", f"imports={STARTUP_IMPORTS.replace(' ', '')} seconds={startup:.3f}")
     if "train" in args.sections:
         for device in devices:
             bench_train_steps(args, table, device)
@@ -1083,11 +1101,6 @@ def main(argv=None) -> int:
         bench_rss(args, table)
     if "e2e" in args.sections:
         bench_e2e(args, table)
-    if {"pack", "project"} & set(args.sections):
-        startup = args.startup_s
-        if startup is None:
-            startup = measure_startup()
-        table.note("startup", f"imports={STARTUP_IMPORTS.replace(' ', '')} seconds={startup:.3f}")
     if "pack" in args.sections:
         bench_pack(args, table, startup)
     if "gpu" in args.sections:

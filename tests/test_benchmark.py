@@ -1,7 +1,11 @@
-"""benchmark.py as a correctness smoke test on tiny sizes: it runs, every output line
-parses, the equivalence checks pass, the table is written. No timing is asserted."""
+"""bench/benchmark.py as a correctness smoke test on tiny sizes: it runs, every output
+line parses, the equivalence checks pass, the table is written; and its helpers (job
+times, the list scheduler, the project DAG) on cases with known answers. No timing is
+asserted."""
 
 import csv
+import importlib.util
+import math
 import os
 import re
 import subprocess
@@ -9,14 +13,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "workflow" / "scripts" / "benchmark.py"
+SCRIPT = ROOT / "bench" / "benchmark.py"
+ENV = os.environ | {"PYTHONPATH": str(ROOT / "workflow" / "scripts")}
 TIMED = re.compile(
-    r"^(?P<measurement>\w+) (?P<setting>(?:\S+=\S+ )*)ours=(?P<ours>[\d.]+) ms"
+    r"^(?P<measurement>[\w-]+) (?P<setting>(?:\S+=\S+ )*)ours=(?P<ours>[\d.]+) ms"
     r"(?: baseline=(?P<baseline>[\d.]+) ms ratio=(?P<ratio>[\d.]+|nan)x)?$"
 )
-NOTE = re.compile(r"^(?P<measurement>\w+)(?: \S+=\S+)+$")
+NOTE = re.compile(r"^(?P<measurement>[\w-]+)(?: \S+=\S+)+$|^gpu skipped: no CUDA$")
 TINY = [
     "--quick",
     "--widths", "3",
@@ -35,14 +42,49 @@ TINY = [
     "--scaling-fixed-m", "3",
     "--scaling-repeats", "1",
     "--rss-steps", "2",
+    "--pack-steps", "2",
+    "--pack-widths", "2",
+    "--pack-r", "1,2",
+    "--pack-repeats", "1",
+    "--gpu-r", "1,2",
+    "--startup-s", "0.5",
 ]  # fmt: skip
+TINY_CONFIG = {  # a project grid of 2 targets x 2 params x 2 widths x 2 seeds
+    "targets": {
+        "pol": {"kind": "linear", "kernel": "pol", "kernel_params": {"s": 0.1, "p": 1.1}},
+        "exp": {"kind": "linear", "kernel": "exp", "kernel_params": {"a": 1.0}},
+    },
+    "data": {"T": 12, "dt": 1.0, "d": 1, "n_train": 64, "n_val": 32, "n_test": 32},
+    "students": {
+        "structures": ["diagonal"],
+        "parameterisations": ["direct", "softplus"],
+        "activations": ["tanh"],
+        "widths": [3, 2],
+        "dtype": "float64",
+    },
+    "seeds": [1, 2],
+    "train": {"steps": 100, "batch_size": 16, "lr": 0.01, "clip_norm": 0.5, "eval_every": 10},
+    "perturbation": {
+        "beta_min": 0.001, "beta_step": 0.5, "n_betas": 3, "repeats": 2, "norms": ["inf", "l2"]
+    },
+    "memory": {"amplitudes": [1], "horizon": 50, "fit_from": 5},
+}  # fmt: skip
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_benchmark()
 
 
 def run_benchmark(tmp_path: Path, *extra: str) -> tuple[list[str], list[dict]]:
     out = tmp_path / "bench.tsv"
     cmd = [sys.executable, str(SCRIPT), *TINY, "--out", str(out), *extra]
-    env = os.environ | {"PYTHONPATH": str(SCRIPT.parent)}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
     with open(out, newline="") as fh:
@@ -68,15 +110,17 @@ def fake_snakemake_run(root: Path) -> None:
 
 
 def test_help():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True)
+    cmd = [sys.executable, str(SCRIPT), "--help"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     assert done.returncode == 0
     assert "--quick" in done.stdout and "--threads" in done.stdout
+    assert "--pack-steps" in done.stdout and "--job-steps" in done.stdout
 
 
 @pytest.mark.filterwarnings("ignore")
 def test_quick_run_parses_and_checks_pass(tmp_path):
     fake_snakemake_run(tmp_path)
-    lines, rows = run_benchmark(tmp_path)
+    lines, rows = run_benchmark(tmp_path, "--sections", "train,sweep,scaling,rss,e2e", "gpu")
     assert lines[0].startswith("env torch=") and "threads=1" in lines[0]
     checks = [line for line in lines if line.startswith("check ")]
     assert checks and all(line.endswith(" ok") for line in checks)
@@ -87,6 +131,8 @@ def test_quick_run_parses_and_checks_pass(tmp_path):
         if line.startswith(("check ", "wrote ")):
             continue
         assert TIMED.match(line) or NOTE.match(line), line
+    gpu = [line for line in lines if line.startswith("gpu ")]
+    assert gpu == ["gpu skipped: no CUDA"] if not torch.cuda.is_available() else gpu
     paths = {m["setting"].split("path=")[1].split()[0] for m in timed if m and "path=" in m[0]}
     assert {"tanh", "linear-conv", "linear-loop", "loop", "conv"} <= paths
     for m in timed:
@@ -109,3 +155,130 @@ def test_without_benchmark_files_says_so(tmp_path):
     lines, rows = run_benchmark(tmp_path, "--sections", "e2e")
     assert any(line.startswith("e2e status=no_benchmark_files") for line in lines)
     assert rows[0]["measurement"] == "e2e"
+
+
+# ---------------------------------------------------------------------------- pack, project
+@pytest.fixture(scope="module")
+def pack_project_run(tmp_path_factory):
+    """One tiny run of the pack, gpu and project sections (the project on TINY_CONFIG)."""
+    tmp = tmp_path_factory.mktemp("pack")
+    config = tmp / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_CONFIG))
+    extra = ["--project-config", str(config), "--project-steps", "2"]
+    extra += ["--project-sweep-n", "16", "--project-sweep-betas", "1"]
+    return run_benchmark(tmp, "--sections", "pack", "gpu", "project", *extra)
+
+
+def test_pack_lines(pack_project_run):
+    lines, rows = pack_project_run
+    assert "startup imports=torch,pandas,numpy,scipy.stats seconds=0.500" in lines
+    packs = [TIMED.match(line) for line in lines if line.startswith("pack")]
+    assert packs and all(packs)
+    # default config: 3 activations; paper: tanh; r = 1, 2 (width 2: one pack); two lines each
+    assert len(packs) == (3 + 1) * 2 * 2
+    parsed = [(m, dict(kv.split("=") for kv in m["setting"].split())) for m in packs]
+    step_ms = {(k["config"], k["act"], k["r"]): float(m["ours"]) for m, k in parsed if "-" in m[1]}
+    assert len(step_ms) == 8  # every pack line has its pack-step line
+    for m, keys in parsed:
+        assert {"m", "r", "max_elements", "packs"} <= set(keys) and keys["m"] == "2"
+        assert float(m["ratio"]) == pytest.approx(
+            float(m["baseline"]) / float(m["ours"]), rel=0.05, abs=0.06
+        )
+        if keys["r"] == "1":
+            assert m["ours"] == m["baseline"] and m["ratio"] == "1.0"
+        if m["measurement"] == "pack":
+            # ours = (startup + S step(r)) / (r S): a start-up share on top of step(r) / r
+            r, S = int(keys["r"]), int(keys["S"])
+            assert S == 1500 and keys["startup_s"] == "0.50"
+            step = step_ms[(keys["config"], keys["act"], keys["r"])]
+            assert float(m["ours"]) == pytest.approx(step + 1e3 * 0.5 / (r * S), abs=2e-3)
+    assert {r["measurement"] for r in rows} >= {"pack", "pack-step", "startup", "project"}
+
+
+def test_project_lines(pack_project_run):
+    lines, _ = pack_project_run
+    measured = [line for line in lines if line.startswith("project-measure ")]
+    assert len(measured) == 2  # diagonal x tanh x widths 2, 3
+    assert all(NOTE.match(line) and "step_r4_ms=" in line for line in measured)
+    projected = [line for line in lines if line.startswith("project ")]
+    assert [re.search(r"cores=(\d+)", line)[1] for line in projected] == ["2", "16"]
+    for line in projected:
+        keys = dict(kv.split("=") for kv in line.split()[1:])
+        packed, unpacked = float(keys["packed"]), float(keys["unpacked"])
+        assert packed > 0 and unpacked > 0 and keys["unit"] == "h"
+        ratio = float(keys["ratio"].removesuffix("x"))
+        assert ratio == pytest.approx(unpacked / packed, rel=0.01, abs=0.01)
+        assert keys["config"] == "tiny" and keys["students"] == "16"
+        assert keys["jobs_packed"] == "12" and keys["jobs_unpacked"] == "48"
+
+
+def test_sections_parse():
+    assert bench.parse_args(["--sections", "pack", "project"]).sections == ["pack", "project"]
+    assert bench.parse_args(["--sections", "train,e2e", "gpu"]).sections == ["train", "e2e", "gpu"]
+    assert bench.parse_args([]).sections == list(bench.SECTIONS)
+    assert {"pack", "gpu", "project"} <= set(bench.SECTIONS)
+    assert bench.parse_args([]).job_steps == 1500  # the default config's budget
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--sections", "nope"])
+
+
+def test_job_seconds_and_subpacks():
+    assert bench.job_seconds(2.5, 1500, 0.004) == pytest.approx(8.5)
+    assert bench.job_seconds(2.5, 0, 1.0) == 2.5
+    assert bench.subpacks(48, 2**14, 128, 14) == 6  # 9 copies per pack
+    assert bench.subpacks(12, 2**14, 128, 8) == 1
+    assert bench.subpacks(1, 2**14, 128, 1000) == 1
+    limit = bench.PACK_ELEMENTS
+    assert bench.pack_variants([1, 12, 48], 128, 14) == [
+        (1, limit), (12, 12 * 128 * 14), (12, limit), (48, 48 * 128 * 14), (48, limit)
+    ]  # fmt: skip
+
+
+def test_measure_startup():
+    assert bench.measure_startup(repeats=1, code="pass") > 0
+
+
+def test_list_schedule_known_makespan():
+    # a(3) -> b(2) -> d(1); c(2) -> d
+    seconds = {"a": 3.0, "c": 2.0, "b": 2.0, "d": 1.0}
+    deps = {"a": [], "c": [], "b": ["a"], "d": ["b", "c"]}
+    assert bench.critical_paths(seconds, deps) == {"a": 6.0, "c": 3.0, "b": 3.0, "d": 1.0}
+    assert bench.list_schedule(seconds, deps, 1) == 8.0  # the sum
+    assert bench.list_schedule(seconds, deps, 2) == 6.0  # a, c; then b; then d
+    assert bench.list_schedule(seconds, deps, 16) == 6.0  # the critical path
+    # independent jobs, longest first: 5 | 3; then 3 on the free core, 3 on the next
+    jobs = {i: s for i, s in enumerate([3.0, 5.0, 3.0, 3.0])}
+    assert bench.list_schedule(jobs, dict.fromkeys(jobs, []), 2) == 8.0
+    assert bench.list_schedule(jobs, dict.fromkeys(jobs, []), 4) == 5.0
+
+
+def test_project_dag_and_projection():
+    def seconds_of(stage, structure, activation, width, r):
+        return {"train": width * r, "perturbation": 1.0, "memory": 2.0}[stage]
+
+    packed = bench.project_dag(TINY_CONFIG, ["target", "seed"], seconds_of)
+    unpacked = bench.project_dag(TINY_CONFIG, [], seconds_of)
+    assert len(packed[0]) == 3 * 2 * 2  # 3 stages x params x widths, packs of 4
+    assert len(unpacked[0]) == 3 * 16
+    seconds, deps = packed
+    wide = ("train", ("diagonal", "direct", "tanh", 3))
+    assert seconds[wide] == 12 and deps[wide] == [("train", ("diagonal", "direct", "tanh", 2))]
+    assert deps[("memory", wide[1])] == [wide] and deps[("perturbation", wide[1])] == [wide]
+    # plenty of cores: the chain 2r + 3r, then the memory job (2 s)
+    assert bench.list_schedule(*packed, 100) == 4 * 5 + 2
+    assert bench.list_schedule(*unpacked, 100) == 5 + 2
+    # one core: every job in turn
+    assert bench.list_schedule(*unpacked, 1) == sum(unpacked[0].values()) == 8 * (2 + 3) + 16 * 3
+    no_chain = TINY_CONFIG | {"train": TINY_CONFIG["train"] | {"width_monotone": False}}
+    assert bench.list_schedule(*bench.project_dag(no_chain, [], seconds_of), 100) == 3 + 2
+
+
+def test_gpu_section_runs_on_any_device():
+    """The gpu section's code path, on the CPU (CUDA is never required)."""
+    args = bench.parse_args(["--pack-widths", "2", "--gpu-r", "1,2", "--T", "12"])
+    args.pack_steps, args.pack_repeats = 2, 1
+    table = bench.Table()
+    bench.bench_gpu(args, table, torch.device("cpu"))
+    assert len(table.rows) == 4 * 2  # 4 shapes x r = 1, 2
+    assert all(r["measurement"] == "gpu" and " r=" in f" {r['setting']}" for r in table.rows)
+    assert all(math.isfinite(float(r["ratio"])) for r in table.rows)

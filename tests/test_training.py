@@ -154,3 +154,33 @@ def test_reference_init_draws_raw_w_from_a_standard_normal():
     assert 0.45 < float((torch.relu(w) == 0).double().mean()) < 0.55  # direct: half dead
     with pytest.raises(ValueError, match="init"):
         StudentConfig(width=2, init="xavier")
+
+
+def test_monotone_steps_extend_the_budget_of_copies_chasing_a_target_only():
+    """A copy with a width-monotone target trains up to monotone_steps, the others stop at
+    steps; packed or alone, the same histories (validation also at the odd last step)."""
+    cfg = StudentConfig(width=3, activation="tanh", dtype="float64")
+    train = TrainConfig(
+        steps=40, monotone_steps=75, batch_size=16, eval_every=10, early_stop_patience=0,
+        log_every=1000,
+    )  # fmt: skip
+    datas, targets = [data_for(1), data_for(2)], [None, 1e-30]
+    packed = train_pack(
+        [fresh(cfg, 1), fresh(cfg, 2)],
+        datas,
+        train,
+        [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
+        target_losses=targets,
+        log=io.StringIO(),
+    )
+    assert [s["steps"] for _, _, s in packed] == [40, 75]
+    assert [r["step"] for r in packed[1][1]][-2:] == [70, 75]
+    for seed, data, target, (model, history, _) in zip([1, 2], datas, targets, packed, strict=True):
+        one = TrainConfig(**(vars(train) | {"target_loss": target}))
+        m1, h1, _ = train_student(
+            fresh(cfg, seed), data, one, torch.Generator().manual_seed(seed), log=io.StringIO()
+        )
+        assert [r["step"] for r in h1] == [r["step"] for r in history]
+        assert rel(model.w.detach(), m1.w.detach()) <= 1e-9
+    with pytest.raises(ValueError, match="monotone_steps"):
+        TrainConfig(steps=10, monotone_steps=5)

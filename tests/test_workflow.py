@@ -78,9 +78,10 @@ def expected_students(config: dict) -> int:
 
 
 def pack_size(config: dict) -> int:
-    """Students per pack: the product of the packed axes' lengths (default [seed, target])."""
+    """Students per pack: the product of the packed axes' lengths."""
     axes = {"seed": len(config["seeds"]), "target": len(config["targets"])}
-    pack_by = config.get("train", {}).get("pack_by", ["seed", "target"])
+    axes["param"] = len(config["students"]["parameterisations"])
+    pack_by = config.get("train", {}).get("pack_by", ["seed", "target", "param"])
     size = 1
     for axis in pack_by:
         size *= axes[axis]
@@ -121,7 +122,7 @@ def test_plain_snakemake_uses_the_default_config_and_profile(fresh_copy):
     proc = snakemake(fresh_copy, "-n", timeout=300)
     assert "profiles/default" in proc.stdout + proc.stderr
     total = int(re.search(r"^total\s+(\d+)", proc.stdout, re.MULTILINE).group(1))
-    assert total == expected_jobs(load_config(ROOT / "config/config.yaml")) == 113
+    assert total == expected_jobs(load_config(ROOT / "config/config.yaml")) == 65
 
 
 # ---------------------------------------------------------------------------- tiny run

@@ -22,6 +22,12 @@ def check_config(config):
             f"config students.eps: best reaches at most 1/eps = {1 / students['eps']:.3g} "
             f"< eig_init hi = {hi}; lower eps or hi"
         )
+    train = config["train"]
+    if train["monotone_steps"] is not None and train["monotone_steps"] < train["steps"]:
+        raise ValueError(
+            f"config train.monotone_steps: {train['monotone_steps']} is below train.steps "
+            f"({train['steps']}); it is the longer budget of students chasing a target"
+        )
     pack_by = config["train"]["pack_by"]
     horizons = {
         spec.get("T", config["data"]["T"]) for spec in config["targets"].values()

@@ -240,8 +240,9 @@ def student_forward(
 
 def _readout(params: Mapping[str, Tensor], states: Tensor) -> Tensor:
     c, c0 = params["c"], params["c0"]
-    if c.dim() == 3:  # (r, o, m), states (t, r, b, m): one (t b, m) @ (m, o) per copy
-        return torch.einsum("trbm,rom->rbto", states, c) + c0[:, None, None, :]
+    if c.dim() == 3:  # (r, o, m), states (t, r, b, m): (t, r, b, o), no copy of the states
+        y = states @ c.transpose(-1, -2).unsqueeze(0)
+        return y.permute(1, 2, 0, 3) + c0[:, None, None, :]  # (r, b, t, o)
     return F.linear(states, c, c0)
 
 
@@ -255,8 +256,11 @@ def _hidden_states(
     U, bias = params["U"], params["b"]
     batched = U.dim() == 3
     xt = x.transpose(0, 1)  # (t, b, d)
-    if x.dim() == 4:  # one batch per copy: (r, b, t, d) -> (t, r, b, m)
-        z = torch.einsum("rbtd,rmd->trbm", x, U).contiguous() + bias[None, :, None, :]
+    if x.dim() == 4:  # one batch per copy: (r, b, t, d) -> (t, r, b, m), built time-major
+        xt = x.permute(2, 0, 1, 3)  # (t, r, b, d), a view
+        z = bias[None, :, None, :]
+        for j in range(x.shape[-1]):  # sum_j x_j U_j: d broadcast multiply-adds
+            z = torch.addcmul(z, xt[..., j : j + 1], U[None, :, None, :, j])
     elif batched:  # (t, 1, b, d) @ (1, r, d, m) -> (t, r, b, m)
         z = xt.unsqueeze(1) @ U.transpose(-1, -2).unsqueeze(0) + bias[None, :, None, :]
     else:

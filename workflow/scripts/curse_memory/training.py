@@ -33,6 +33,7 @@ class TrainConfig:
     min_lr: float = 1e-6
     time_weighting: bool = False  # weight the MSE by ((k+1)/(T+1))^2, mean 1
     target_loss: float | None = None  # stop once val loss <= this (width monotonicity)
+    monotone_steps: int | None = None  # budget of a student with a target_loss (default steps)
     log_every: int = 100  # steps between progress lines
 
     def __post_init__(self):
@@ -41,6 +42,14 @@ class TrainConfig:
                 raise ValueError(f"{key} must be >= 1")
         if not self.lr > 0:
             raise ValueError("lr must be positive")
+        if self.monotone_steps is not None and self.monotone_steps < self.steps:
+            raise ValueError("monotone_steps must be >= steps")
+
+    def budget(self, target_loss: float | None) -> int:
+        """Step budget of one student: longer for one chasing a width-monotone target."""
+        if target_loss is None or self.monotone_steps is None:
+            return self.steps
+        return self.monotone_steps
 
 
 def time_weights(T: int, enabled: bool, dtype=torch.float64) -> Tensor | None:
@@ -101,12 +110,13 @@ class Copy:
 
     def __init__(self, index: int, cfg: TrainConfig, target_loss: float | None, gen):
         self.index, self.target_loss, self.generator = index, target_loss, gen
+        self.budget = cfg.budget(target_loss)
         self.plateau = Plateau(cfg.lr, cfg.plateau_factor, cfg.plateau_patience, cfg.min_lr)
         self.best_val, self.best_step, self.stale = math.inf, 0, 0
         self.best: Tensor | None = None  # flat raw parameters at the best validation loss
         self.history: list[dict] = []
         self.running: list[float] = []
-        self.reason, self.diverged, self.steps = "budget", False, 0
+        self.reason, self.diverged, self.steps, self.steps_done = "budget", False, 0, 0
 
     def record(self, step: int, val: float, min_eig: float, flat: Tensor) -> None:
         """One validation pass: history row, plateau schedule, best state."""
@@ -131,6 +141,8 @@ class Copy:
             return "target_loss"
         if cfg.early_stop_patience and self.stale >= cfg.early_stop_patience:
             return "early_stop"
+        if self.steps_done >= self.budget:
+            return "budget"
         return None
 
 
@@ -280,7 +292,7 @@ def train_pack(
     n = x_tr.shape[1]
     orders = [torch.randperm(n, generator=c.generator) for c in copies]
     cursor, step = 0, 0
-    for step in range(1, cfg.steps + 1):
+    for step in range(1, max(c.budget for c in copies) + 1):
         idx, cursor = _minibatch(active, orders, cursor, n, cfg.batch_size)
         rows = torch.arange(len(active))[:, None]
         xb, yb = x_tr[rows, idx.to(device)], y_tr[rows, idx.to(device)]  # (r, b, t, .)
@@ -302,16 +314,17 @@ def train_pack(
         pack.adamw_(lr, step, cfg.weight_decay)
         for c, v in zip(active, losses.tolist(), strict=True):
             c.running.append(v)
-        if not (step % cfg.eval_every and step != cfg.steps):
+            c.steps_done = step
+        if not step % cfg.eval_every or any(step == c.budget for c in active):
             vals, eigs = pack.val_losses(x_va, y_va), pack.min_eigs()
             for i, c in enumerate(active):
-                if c in stopped:
-                    continue
+                if c in stopped or (step % cfg.eval_every and step != c.budget):
+                    continue  # validation is due for another copy only
                 c.record(step, vals[i], eigs[i], pack.flat[i])
                 if step % cfg.log_every < cfg.eval_every:
                     h = c.history[-1]
                     print(
-                        f"[{names[c.index]}] step {step}/{cfg.steps} train "
+                        f"[{names[c.index]}] step {step}/{c.budget} train "
                         f"{h['train_loss']:.3e} val {vals[i]:.3e} lr {h['lr']:.1e} "
                         f"min_eig {h['min_eig']:.4f}",
                         file=log,
