@@ -1,4 +1,4 @@
-"""Memory functions (SPEC §4): linear targets, the linear student's closed form, decay fits."""
+"""Memory functions (method §4): linear targets, the linear student's closed form, decay fits."""
 
 import numpy as np
 import pytest

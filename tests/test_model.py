@@ -1,4 +1,4 @@
-"""Students (SPEC §2): recurrence vs a plain loop, eigenvalues, checkpoints, training."""
+"""Students (method §2): recurrence vs a plain loop, eigenvalues, checkpoints, training."""
 
 import io
 import itertools

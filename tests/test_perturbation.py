@@ -1,4 +1,4 @@
-"""Perturbation stability (SPEC §3): draws, sweeps, divergence, envelopes, radii, crossings."""
+"""Perturbation stability (method §3): draws, sweeps, divergence, envelopes, radii, crossings."""
 
 import math
 

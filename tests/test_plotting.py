@@ -595,6 +595,7 @@ def test_all_diverged_panel(tables):
     plt.close(fig)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["perturbation", "stability_radius"])
 def test_small_tables_byte_identical(small, tmp_path, name):
     """The paper-style figures (seed bands, crossings, lost radius) rebuild byte-identically."""
@@ -611,6 +612,7 @@ def test_small_tables_byte_identical(small, tmp_path, name):
     assert outputs[0] == outputs[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", ["target_memory", "perturbation", "stability_radius", "student_memory", "training"]
 )
@@ -645,6 +647,7 @@ SCRIPTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_snakemake_scripts(tables, tmp_path, monkeypatch, script):
     """Each thin script reads its named inputs and writes png + pdf (snakemake object faked)."""

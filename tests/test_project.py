@@ -92,3 +92,47 @@ def test_readme_quick_start_has_the_two_commands():
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
     assert commands[1:] == ["make run", "make test"]  # after the "bash" fence tag
     assert "make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_every_method_reference_resolves_to_a_section_of_docs_method():
+    sections = set(re.findall(r"^## (\d+)\. ", (ROOT / "docs/method.md").read_text(), re.M))
+    assert {"1", "2", "3", "4", "5", "6"} <= sections
+    cited = {}
+    for path in [
+        *ROOT.glob("workflow/**/*.py"),
+        *ROOT.glob("workflow/**/*.smk"),
+        ROOT / "README.md",
+    ]:
+        for number in re.findall(r"method §(\d+)", path.read_text()):
+            cited.setdefault(number, []).append(path.name)
+    assert cited, "no method § reference found"
+    assert set(cited) <= sections, {n: cited[n] for n in set(cited) - sections}
+    assert not any("SPEC" in p.read_text() for p in ROOT.glob("workflow/**/*.py"))
+
+
+def test_grid_names_agree_between_the_schema_the_model_and_the_figures():
+    """Parameterisations, activations and structures are defined in the model; the schema
+    and the figures' orders must list the same names."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "workflow/scripts"))
+    from curse_memory import model, plotting
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    students = schema["properties"]["students"]["properties"]
+    for key, names, order in (
+        ("parameterisations", model.PARAMETERISATIONS, plotting.PARAM_ORDER),
+        ("activations", model.ACTIVATIONS, plotting.ACTIVATION_ORDER),
+        ("structures", model.STRUCTURES, plotting.STRUCTURE_ORDER),
+    ):
+        assert students[key]["items"]["enum"] == list(names) == list(order), key
+    assert set(plotting.PARAM_COLORS) == set(model.PARAMETERISATIONS)
+
+
+def test_plot_rules_of_the_makefile_are_the_rules_of_figures_smk():
+    rules = re.findall(
+        r"^rule (plot_\w+):", (ROOT / "workflow/rules/figures.smk").read_text(), re.M
+    )
+    make = (ROOT / "Makefile").read_text()
+    listed = re.findall(r"^PLOT_RULES \+?:?= (.*)$", make, re.M)
+    assert sorted(" ".join(listed).split()) == sorted(rules)

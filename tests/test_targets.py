@@ -1,4 +1,4 @@
-"""Targets (SPEC §1): FFT functionals against the direct sum, nonlinear targets, validation."""
+"""Targets (method §1): FFT functionals against the direct sum, nonlinear targets, validation."""
 
 import numpy as np
 import pytest
@@ -68,6 +68,7 @@ def test_nonlinear_readout_tanh_applies_tanh_to_linear_functional():
     assert quad.analytic_memory(np.arange(3.0)) is None
 
 
+@pytest.mark.slow
 def test_teacher_rnn_is_deterministic_and_has_exponential_memory():
     T = 80
     spec = TargetSpec(kind="teacher_rnn", teacher_width=8, T=T)

@@ -27,12 +27,13 @@ def rel(a, b) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
 
 
+SLOW = pytest.mark.slow  # the full suite runs them; make test-fast keeps one per activation
 CASES = [
     ("diagonal", "direct", "tanh"),
     ("diagonal", "softplus", "hardtanh"),
-    ("orthogonal", "exp", "tanh"),
+    pytest.param("orthogonal", "exp", "tanh", marks=SLOW),
     ("diagonal", "direct", "linear"),
-    ("dense", "direct", "tanh"),
+    pytest.param("dense", "direct", "tanh", marks=SLOW),
 ]
 
 
@@ -45,7 +46,7 @@ def test_pack_of_three_equals_three_students_trained_alone(structure, param, act
         dtype="float64",
     )  # fmt: skip
     train = TrainConfig(
-        steps=120, batch_size=16, eval_every=10, plateau_patience=1, early_stop_patience=4,
+        steps=80, batch_size=16, eval_every=10, plateau_patience=1, early_stop_patience=3,
         weight_decay=0.01, time_weighting=True, log_every=1000,
     )  # fmt: skip
     seeds, kernels = [1, 2, 3], ["pol", "exp", "pol"]
@@ -76,7 +77,7 @@ def test_pack_of_three_equals_three_students_trained_alone(structure, param, act
         assert math.isclose(s1["val_loss"], s2["val_loss"], rel_tol=1e-9)
 
 
-@pytest.mark.parametrize("structure", ["diagonal", "orthogonal"])
+@pytest.mark.parametrize("structure", ["diagonal", pytest.param("orthogonal", marks=SLOW)])
 def test_pack_mixing_parameterisations_equals_each_student_alone(structure):
     params = ["direct", "softplus", "exp", "best"]
     train = TrainConfig(steps=60, batch_size=16, eval_every=10, log_every=1000)
@@ -148,10 +149,10 @@ def test_plateau_matches_torch_reduce_lr_on_plateau():
 
 
 def test_reference_init_draws_raw_w_from_a_standard_normal():
-    cfg = StudentConfig(width=4000, init="reference")
+    cfg = StudentConfig(width=1000, init="reference")
     w = StudentRNN(cfg, generator=torch.Generator().manual_seed(0)).w.detach()
-    assert abs(float(w.mean())) < 0.05 and abs(float(w.std()) - 1) < 0.05
-    assert 0.45 < float((torch.relu(w) == 0).double().mean()) < 0.55  # direct: half dead
+    assert abs(float(w.mean())) < 0.15 and abs(float(w.std()) - 1) < 0.1  # ~5 sigma
+    assert 0.42 < float((torch.relu(w) == 0).double().mean()) < 0.58  # direct: half dead
     with pytest.raises(ValueError, match="init"):
         StudentConfig(width=2, init="xavier")
 

@@ -1,5 +1,5 @@
 """perturbation.tsv, and from it the stability radii (blow-up, approximation-lost) and the
-crossing points (SPEC §3)."""
+crossing points (method §3)."""
 
 import sys
 

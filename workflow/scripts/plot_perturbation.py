@@ -1,4 +1,4 @@
-"""Figure 2 (SPEC §5): E_m(beta) vs beta for one target in the paper's style: one panel per
+"""Figure 2 (method §5): E_m(beta) vs beta for one target in the paper's style: one panel per
 parameterisation / activation, one curve per width (median and min-max over seeds), the
 crossing points of successive widths and the "∞" band of divergent errors.
 

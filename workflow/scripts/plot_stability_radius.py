@@ -1,4 +1,4 @@
-"""Figure 3 (SPEC §5): every stability measure against width: crossing beta, blow-up radius
+"""Figure 3 (method §5): every stability measure against width: crossing beta, blow-up radius
 beta* and (when the radius table has it) the approximation-lost radius beta_lost.
 
 Inputs: radius (stability_radius.tsv), crossings (crossings.tsv), perturbation

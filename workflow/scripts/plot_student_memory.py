@@ -1,4 +1,4 @@
-"""Figure 4 (SPEC §5): memory functions of the trained students against their target's.
+"""Figure 4 (method §5): memory functions of the trained students against their target's.
 
 Input: memory (memory.tsv). Output: png, pdf.
 """

@@ -1,4 +1,4 @@
-"""Figure 1 (SPEC §5): memory functions of the targets, log-log and semilog-y.
+"""Figure 1 (method §5): memory functions of the targets, log-log and semilog-y.
 
 Input: memory (memory.tsv). Output: png, pdf.
 """

@@ -1,4 +1,4 @@
-"""Figure 5 (SPEC §5): validation-loss curves and final test loss against width.
+"""Figure 5 (method §5): validation-loss curves and final test loss against width.
 
 Inputs: history (history.tsv), training (training.tsv). Output: png, pdf.
 """

@@ -1,4 +1,4 @@
-"""Synthesize one target's train/val/test splits (SPEC §1)."""
+"""Synthesize one target's train/val/test splits (method §1)."""
 
 import sys
 

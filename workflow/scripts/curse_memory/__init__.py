@@ -6,7 +6,7 @@ References
   Networks*, ICLR 2024, arXiv:2305.19190 (the theorem and the perturbation experiments).
 - S. Wang, Q. Li, *StableSSM*, arXiv:2311.14495 (the "best" reparameterisation).
 
-Equations (the contract is ``SPEC.md``)
+Equations (written out in ``docs/method.md``)
 ---------------------------------------
 Targets (``targets``): a linear functional of the input sequence,
 

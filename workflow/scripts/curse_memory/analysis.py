@@ -1,4 +1,4 @@
-"""From per-student results to the paper's claims (SPEC §3, "expected pattern").
+"""From per-student results to the paper's claims (method §3, "expected pattern").
 
 Everything here works on the long-format tables of the workflow (pandas DataFrames):
 stability radii (blow-up and approximation-lost) and crossing points per model, slopes
@@ -345,7 +345,7 @@ def _curse_rows(ctx: ClaimContext, claim: str, target: str) -> list[dict]:
     return rows
 
 
-# -- the claims (SPEC §3, "expected pattern"): each takes the context, returns its rows
+# -- the claims (method §3, "expected pattern"): each takes the context, returns its rows
 def claim_1(ctx: ClaimContext) -> list[dict]:
     """Claim 1, exp target: stable approximation.
 

@@ -1,4 +1,4 @@
-"""Memory functions (SPEC §4) and the exponential-vs-polynomial fit of their tails.
+"""Memory functions (method §4) and the exponential-vs-polynomial fit of their tails.
 
     M(H)(t) = sup_{x != 0} |d/dt H_t(u^x)| / (|x|_inf + 1),   u^x_k = x for k >= 0,
 

@@ -1,4 +1,4 @@
-"""Students: the residual RNN of SPEC §2, one class for every structure x f x sigma.
+"""Students: the residual RNN of method §2, one class for every structure x f x sigma.
 
     h_0 = 0,   h_{k+1} = h_k + dt * sigma(U x_k + b - A h_k),   yhat_k = c h_{k+1} + c_0
 
@@ -136,7 +136,7 @@ class StudentConfig:
 
 # ---------------------------------------------------------------------------- params
 def init_params(cfg: StudentConfig, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """Raw parameters of a fresh student (SPEC §2 initialisation), in ``cfg.dtype``.
+    """Raw parameters of a fresh student (method §2 initialisation), in ``cfg.dtype``.
 
     ``init="uniform"``: eigenvalues a_i ~ U[eig_init], w = f^{-1}(a). ``init="reference"``:
     the reference code's raw w ~ N(0, 1) (direct: about half the units get a = relu(w) = 0;

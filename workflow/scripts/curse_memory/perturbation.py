@@ -1,4 +1,4 @@
-"""Perturbation stability (SPEC §3): E_m(beta), blow-up radius and crossing points.
+"""Perturbation stability (method §3): E_m(beta), blow-up radius and crossing points.
 
 Every perturbation moves the *raw* parameters. The R draws of one beta are evaluated
 together: the parameters get a leading dim r and one forward pass covers all copies.
@@ -109,7 +109,7 @@ def perturbation_sweep(
     generator: torch.Generator,
     batched: bool = True,
 ) -> list[dict]:
-    """Errors of ``model`` under perturbations of each size in ``betas`` (SPEC §3).
+    """Errors of ``model`` under perturbations of each size in ``betas`` (method §3).
 
     One row per beta: the max error over the draws (``error``, not yet made monotone),
     all draws' errors, and how many draws diverged (non-finite error), pushed an
@@ -195,7 +195,7 @@ def approximation_lost_radius(
 ) -> tuple[float, bool]:
     """Approximation-lost radius: the smallest grid beta with E(beta) > threshold.
 
-    The threshold is ``lost_factor`` times the zero predictor's test error (SPEC §3,
+    The threshold is ``lost_factor`` times the zero predictor's test error (method §3,
     "Bounded activations"): past it the perturbed model is worse than predicting 0. It is
     the radius that means something for tanh/hardtanh students, which never reach inf.
     Non-finite E (inf, NaN: a diverged draw) counts as exceeding the threshold.

@@ -1,4 +1,4 @@
-"""Figures of the workflow (SPEC §5), drawn from the result tables alone.
+"""Figures of the workflow (method §5), drawn from the result tables alone.
 
 Every public figure function takes pandas DataFrames in the long format of
 ``results/tables/*.tsv`` and returns a matplotlib Figure; ``save_figure`` writes it as PNG

@@ -1,4 +1,4 @@
-"""Targets (SPEC §1): sequence functionals with exponential or polynomial memory.
+"""Targets (method §1): sequence functionals with exponential or polynomial memory.
 
 A target is a pure function of its ``TargetSpec``; the data seed only draws the inputs.
 """
@@ -125,7 +125,7 @@ class TargetSpec:
         return kernel(self.kernel, t, **self.kernel_params)
 
     def analytic_memory(self, t: np.ndarray) -> np.ndarray | None:
-        """|rho(t)| for linear targets (SPEC §4); None where no closed form is known."""
+        """|rho(t)| for linear targets (method §4); None where no closed form is known."""
         return np.abs(self.rho(t)) if self.kind == "linear" else None
 
     def functional(self) -> Callable[[np.ndarray], np.ndarray]:

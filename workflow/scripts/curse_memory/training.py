@@ -1,4 +1,4 @@
-"""Training a student (SPEC §2): AdamW, clipping, plateau schedule, early stopping.
+"""Training a student (method §2): AdamW, clipping, plateau schedule, early stopping.
 
 ``target_loss`` implements the paper's width-monotone protocol: a wider student trains
 until its validation loss is at most a fraction of the narrower one's, and the summary
