@@ -53,8 +53,8 @@ test-fast: setup  ## unit tests of the shared module only (no workflow run, no S
 	$(BIN)/pytest -m "not slow and not slurm" $(UNIT_TESTS)
 
 lint: setup  ## formatting and lint checks
-	$(BIN)/ruff check workflow tests
-	$(BIN)/ruff format --check workflow tests
+	$(BIN)/ruff check workflow tests bench
+	$(BIN)/ruff format --check workflow tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(SNAKEMAKE) --lint --configfile $(CONFIG)
 
@@ -84,14 +84,23 @@ reference-init: run  ## the headline grid with the reference code's initialisati
 dryrun: setup  ## resolve the DAG of a config without running it
 	$(SM) -n --quiet rules
 
-docs-figures:  ## copy the default run's (and the study's) figures to docs/figures for the README
+# the figures of the other runs that the README shows, as <run>_<figure>.png
+DOCS_FIGURES := nonlinear:perturbation_readout_pol nonlinear:perturbation_teacher
+DOCS_FIGURES += nonlinear:stability_radius nonlinear:sensitivity
+DOCS_FIGURES += reference_init:perturbation_exp reference_init:perturbation_pol
+DOCS_FIGURES += study:sensitivity study:stability_radius
+
+docs-figures:  ## copy the runs' figures and claims tables that the README shows to docs/figures
 	mkdir -p docs/figures
 	cp results/figures/*.png docs/figures/
 	cp results/tables/claims.tsv docs/figures/claims.tsv
-	if [ -d results/study/results/figures ]; then \
-	  cp results/study/results/figures/sensitivity.png docs/figures/study_sensitivity.png; \
-	  cp results/study/results/figures/stability_radius.png docs/figures/study_stability_radius.png; \
-	fi
+	for item in $(DOCS_FIGURES); do \
+	  run=$${item%%:*}; name=$${item#*:}; dir=results/$$run/results; \
+	  if [ -f $$dir/figures/$$name.png ]; then \
+	    cp $$dir/figures/$$name.png docs/figures/$${run}_$$name.png; \
+	    cp $$dir/tables/claims.tsv docs/figures/$${run}_claims.tsv; \
+	  fi; \
+	done
 
 clean:  ## remove the default run's results, logs and benchmarks (not results/<name> runs)
 	rm -rf $(DEFAULT_OUTPUTS)

@@ -42,8 +42,9 @@ Sections:
    one batch every eval_every*batch/n_val steps). Modelled: a job of S steps (``--job-steps``,
    default the default config's budget) takes startup + S x step(r), so a ``pack`` line's
    ours = (startup + S step(r)) / (r S), its baseline = (startup + S step(1)) / S, per
-   student and step. Every r is timed as one pack (max_elements = r x batch x m) and, when
-   the workflow's default ``PACK_ELEMENTS`` splits it (``packs=`` > 1), also with that.
+   student and step. Every r is timed as one pack (max_bytes = r x batch x m x itemsize,
+   the hidden states of one step: 4 bytes a value in float32, 8 in float64) and, when the
+   workflow's default ``PACK_BYTES`` splits it (``packs=`` > 1), also with that.
    ``pack-step`` lines give the same without start-up: step(r) / r against step(1).
 7. ``gpu`` (with CUDA only; else one ``gpu skipped`` line): the packed step time per
    student on the GPU for r in ``--gpu-r`` (1, 12, 48, 192), one pack, same shapes and
@@ -54,7 +55,7 @@ Sections:
    targets x seeds students per job) against one student per job. Measured, for every
    structure x activation x width of the config (its dtype, its first parameterisation:
    the map f costs next to nothing): the seconds per step at r=1 and at r, as in
-   ``pack`` over ``--project-steps`` steps, r with the workflow's default PACK_ELEMENTS
+   ``pack`` over ``--project-steps`` steps, r with the workflow's default PACK_BYTES
    (wide packs run as sub-packs in turn); one ``perturbation_sweep`` of the r=1 student
    so trained, over beta=0 and the first ``--project-sweep-betas`` nonzero betas of the
    config's grid, its repeats and ``--project-sweep-n`` test sequences, then scaled
@@ -109,6 +110,7 @@ from torch import Tensor, nn
 from curse_memory.memory import memory_function, memory_tables
 from curse_memory.model import (
     ACTIVATIONS,
+    DTYPES,
     PARAMETERISATIONS,
     StudentConfig,
     StudentRNN,
@@ -119,7 +121,7 @@ from curse_memory.model import (
 from curse_memory.perturbation import beta_grid, draw_perturbations, perturbation_sweep
 from curse_memory.targets import TargetSpec, make_target
 from curse_memory.training import (
-    PACK_ELEMENTS,
+    PACK_BYTES,
     TrainConfig,
     evaluate,
     mse,
@@ -648,9 +650,20 @@ def job_seconds(startup: float, steps: int, step_s: float) -> float:
     return startup + steps * step_s
 
 
-def subpacks(r: int, max_elements: int, batch: int, width: int) -> int:
+def itemsize(dtype: str) -> int:
+    """Bytes per value of a student dtype (4 for float32, 8 for float64)."""
+    return torch.empty(0, dtype=DTYPES[dtype]).element_size()
+
+
+def pack_size(max_bytes: int, batch: int, width: int, size: int) -> int:
+    """Copies per pack within ``max_bytes`` of hidden states per step (``train_pack``'s
+    rule; ``size`` is the itemsize in bytes)."""
+    return max(1, max_bytes // (batch * width * size))
+
+
+def subpacks(r: int, max_bytes: int, batch: int, width: int, size: int) -> int:
     """How many packs ``train_pack`` trains r copies as, in turn (its own rule)."""
-    return math.ceil(r / max(1, max_elements // (batch * width)))
+    return math.ceil(r / pack_size(max_bytes, batch, width, size))
 
 
 @functools.cache
@@ -681,7 +694,7 @@ def step_setup(config: dict, T: int, steps: int) -> tuple[TrainConfig, tuple[dic
     return cfg, timing_data(T, batch, 1)
 
 
-def pack_step(shape: Shape, r: int, train: TrainConfig, datas, max_elements: int, device="cpu"):
+def pack_step(shape: Shape, r: int, train: TrainConfig, datas, max_bytes: int, device="cpu"):
     """(seconds per step, trained models) of ``train_pack`` on r copies of ``shape``.
 
     The time is the sum of the (sub-)packs' own wall clocks (set-up, steps, validation
@@ -701,9 +714,9 @@ def pack_step(shape: Shape, r: int, train: TrainConfig, datas, max_elements: int
     gens = [torch.Generator().manual_seed(i) for i in range(r)]
     datas = [datas[i % len(datas)] for i in range(r)]
     out = train_pack(
-        models, datas, train, gens, device=device, log=io.StringIO(), max_elements=max_elements
+        models, datas, train, gens, device=device, log=io.StringIO(), max_bytes=max_bytes
     )
-    size = max(1, max_elements // (train.batch_size * shape.width))
+    size = pack_size(max_bytes, train.batch_size, shape.width, itemsize(shape.dtype))
     wall = sum(out[lo][2]["wall_s"] for lo in range(0, r, size))
     return wall / train.steps, [model for model, _, _ in out]
 
@@ -732,14 +745,14 @@ def pack_shapes(args) -> list[tuple[Shape, dict]]:
     return shapes
 
 
-def pack_variants(rs: list[int], batch: int, width: int) -> list[tuple[int, int]]:
-    """(r, max_elements) to time: the workflow's PACK_ELEMENTS, preceded by one pack of
-    all r (max_elements = r x batch x m) where PACK_ELEMENTS splits them."""
+def pack_variants(rs: list[int], batch: int, width: int, size: int) -> list[tuple[int, int]]:
+    """(r, max_bytes) to time: the workflow's PACK_BYTES, preceded by one pack of all r
+    (max_bytes = r x batch x m x itemsize ``size``) where PACK_BYTES splits them."""
     out = []
     for r in rs:
-        if subpacks(r, PACK_ELEMENTS, batch, width) > 1:
-            out.append((r, r * batch * width))
-        out.append((r, PACK_ELEMENTS))
+        if subpacks(r, PACK_BYTES, batch, width, size) > 1:
+            out.append((r, r * batch * width * size))
+        out.append((r, PACK_BYTES))
     return out
 
 
@@ -748,17 +761,17 @@ def bench_pack(args, table: Table, startup: float) -> None:
     rs, S = sorted(set(args.pack_r) | {1}), args.job_steps
     for shape, config in pack_shapes(args):
         train, datas = step_setup(config, args.T, args.pack_steps)
-        B = train.batch_size
-        pack_step(shape, 1, replace(train, steps=2), datas, PACK_ELEMENTS)  # warm-up
-        variants = pack_variants(rs, B, shape.width)
+        B, size = train.batch_size, itemsize(shape.dtype)
+        pack_step(shape, 1, replace(train, steps=2), datas, PACK_BYTES)  # warm-up
+        variants = pack_variants(rs, B, shape.width, size)
         fns = [functools.partial(pack_step, shape, r, train, datas, lim) for r, lim in variants]
         steps = median_steps(fns, args.pack_repeats)
-        single = steps[variants.index((1, PACK_ELEMENTS))]
+        single = steps[variants.index((1, PACK_BYTES))]
         for (r, limit), step in zip(variants, steps, strict=True):
             common = (
                 f"config={shape.config} act={shape.activation} m={shape.width} r={r} "
-                f"dtype={shape.dtype} T={args.T} B={B} max_elements={limit} "
-                f"packs={subpacks(r, limit, B, shape.width)}"
+                f"dtype={shape.dtype} T={args.T} B={B} max_bytes={limit} "
+                f"packs={subpacks(r, limit, B, shape.width, size)}"
             )
             ours = job_seconds(startup, S, step) / (r * S)
             table.add(
@@ -780,8 +793,11 @@ def bench_gpu(args, table: Table, device: torch.device | None = None) -> None:
     for shape, config in pack_shapes(args):
         train, datas = step_setup(config, args.T, args.pack_steps)
         B, m = train.batch_size, shape.width
-        pack_step(shape, 1, replace(train, steps=2), datas, PACK_ELEMENTS, device)  # warm-up
-        fns = [functools.partial(pack_step, shape, r, train, datas, r * B * m, device) for r in rs]
+        per_copy = B * m * itemsize(shape.dtype)  # bytes of hidden states per copy and step
+        pack_step(shape, 1, replace(train, steps=2), datas, PACK_BYTES, device)  # warm-up
+        fns = [
+            functools.partial(pack_step, shape, r, train, datas, r * per_copy, device) for r in rs
+        ]
         steps = median_steps(fns, args.pack_repeats)
         for r, step in zip(rs, steps, strict=True):
             setting = (
@@ -899,12 +915,12 @@ def memory_seconds(config: dict, students: list[StudentRNN]) -> float:
 
 
 def measure_student(args, config: dict, shape: Shape, r: int) -> dict:
-    """Seconds per step at r=1 and at r (the workflow's PACK_ELEMENTS); the perturbation
+    """Seconds per step at r=1 and at r (the workflow's PACK_BYTES); the perturbation
     sweep of the r=1 student so trained; the memory estimate of 1 and of r students."""
     train, datas = step_setup(config, config["data"]["T"], args.project_steps)
-    pack_step(shape, 1, replace(train, steps=2), datas, PACK_ELEMENTS)  # warm-up
-    step1, single = pack_step(shape, 1, train, datas, PACK_ELEMENTS)
-    step_r, pack = pack_step(shape, r, train, datas, PACK_ELEMENTS) if r > 1 else (step1, single)
+    pack_step(shape, 1, replace(train, steps=2), datas, PACK_BYTES)  # warm-up
+    step1, single = pack_step(shape, 1, train, datas, PACK_BYTES)
+    step_r, pack = pack_step(shape, r, train, datas, PACK_BYTES) if r > 1 else (step1, single)
     return {
         "step": {1: step1, r: step_r},
         "perturbation": sweep_seconds(args, config, single[0]),

@@ -69,18 +69,10 @@ def training_frame(perturbation: pd.DataFrame, min_eig: float = 0.1) -> pd.DataF
 
 
 def memory_fit_frame(training: pd.DataFrame, decay: str = "exponential") -> pd.DataFrame:
-    subjects = (
-        training["target"]
-        + "/diagonal/"
-        + training["param"]
-        + "/"
-        + training["activation"]
-        + "/w"
-        + training["width"].astype(str)
-        + "/s"
-        + training["seed"].astype(str)
+    keys = ["target", "structure", "param", "activation", "width", "seed"]
+    students = training[keys].assign(
+        subject=training[keys].astype(str).agg("/".join, axis=1), kind="student", decay=decay
     )
-    students = pd.DataFrame({"subject": subjects, "kind": "student", "decay": decay})
     targets = pd.DataFrame(
         {"subject": ["exp", "pol"], "kind": "target", "decay": ["exponential", "polynomial"]}
     )
@@ -423,6 +415,21 @@ def test_claim_4_and_5_rows():
         ("5b", "blowup", "true"),
         ("5c", "crossing", "true"),
     ]
+
+
+def test_claim_4_joins_students_on_their_key_columns_and_counts_dead_units():
+    ctx = context(perturbation_frame(paper_pattern()))
+    dead = (ctx.training["param"] == "direct") & (ctx.training["width"] == 8)
+    ctx.training.loc[dead, "min_eig"] = 0.0
+    rows = by_setting(claim_4(ctx))
+    n_dead = int((dead & (ctx.training["target"] == "pol")).sum())
+    assert (
+        f"{n_dead} with a zero eigenvalue"
+        in rows.loc["pol/diagonal/direct/linear students"]["measured"]
+    )
+    ctx.memory_fit.loc[ctx.memory_fit["kind"] == "student", "seed"] = 99  # unknown students
+    with pytest.raises(ValueError, match="training.tsv does not know"):
+        claim_4(ctx)
 
 
 def crossings_frame(betas: list[float], statuses: list[str]) -> pd.DataFrame:

@@ -180,7 +180,7 @@ def test_pack_lines(pack_project_run):
     step_ms = {(k["config"], k["act"], k["r"]): float(m["ours"]) for m, k in parsed if "-" in m[1]}
     assert len(step_ms) == 8  # every pack line has its pack-step line
     for m, keys in parsed:
-        assert {"m", "r", "max_elements", "packs"} <= set(keys) and keys["m"] == "2"
+        assert {"m", "r", "max_bytes", "packs"} <= set(keys) and keys["m"] == "2"
         assert float(m["ratio"]) == pytest.approx(
             float(m["baseline"]) / float(m["ours"]), rel=0.05, abs=0.06
         )
@@ -225,13 +225,22 @@ def test_sections_parse():
 def test_job_seconds_and_subpacks():
     assert bench.job_seconds(2.5, 1500, 0.004) == pytest.approx(8.5)
     assert bench.job_seconds(2.5, 0, 1.0) == 2.5
-    assert bench.subpacks(48, 2**14, 128, 14) == 6  # 9 copies per pack
-    assert bench.subpacks(12, 2**14, 128, 8) == 1
-    assert bench.subpacks(1, 2**14, 128, 1000) == 1
-    limit = bench.PACK_ELEMENTS
-    assert bench.pack_variants([1, 12, 48], 128, 14) == [
-        (1, limit), (12, 12 * 128 * 14), (12, limit), (48, 48 * 128 * 14), (48, limit)
+    assert bench.itemsize("float32") == 4 and bench.itemsize("float64") == 8
+    assert bench.subpacks(48, 2**16, 128, 14, 4) == 6  # 9 copies per pack (float32)
+    assert bench.subpacks(48, 2**16, 128, 14, 8) == 12  # 4 copies per pack (float64)
+    assert bench.subpacks(12, 2**16, 128, 8, 4) == 1
+    assert bench.subpacks(12, 2**16, 128, 8, 8) == 2  # 8 copies per pack
+    assert bench.subpacks(1, 2**16, 128, 1000, 8) == 1
+    limit = bench.PACK_BYTES
+    assert limit == 2**16
+    assert bench.pack_variants([1, 12, 48], 128, 14, 4) == [
+        (1, limit), (12, 12 * 128 * 14 * 4), (12, limit), (48, 48 * 128 * 14 * 4), (48, limit)
     ]  # fmt: skip
+    # float64: 8 copies of width 8 fill PACK_BYTES, so 12 are split (float32 would not be)
+    assert bench.pack_variants([1, 8, 12], 128, 8, 8) == [
+        (1, limit), (8, limit), (12, 12 * 128 * 8 * 8), (12, limit)
+    ]  # fmt: skip
+    assert bench.pack_variants([12], 128, 8, 4) == [(12, limit)]
 
 
 def test_measure_startup():

@@ -148,9 +148,14 @@ def _memory(targets, params, acts) -> pd.DataFrame:
                     rows.append(
                         pd.DataFrame(
                             {
-                                "subject": f"{target}/diagonal/{p}/{a}/w{m}/s1",
+                                "subject": f"{target}/diagonal/{p}/{a}/{m}/1",
                                 "kind": "student",
                                 "target": target,
+                                "structure": "diagonal",
+                                "param": p,
+                                "activation": a,
+                                "width": m,
+                                "seed": 1,
                                 "t": t,
                                 "memory": mem,
                                 "analytic": np.nan,
@@ -668,3 +673,28 @@ def test_snakemake_scripts(tables, tmp_path, monkeypatch, script):
     runpy.run_path(str(path), init_globals={"snakemake": smk})
     sys.stderr.close()
     assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_sensitivity_draws_every_measure_with_its_ci_per_setting_and_param():
+    rows = []
+    for target in ("exp", "pol"):
+        for param in ("direct", "softplus"):
+            for measure in ("crossing", "blowup", "lost"):
+                slope = -1.0 if (target, param) == ("pol", "direct") else 0.0
+                rows.append(
+                    dict(target=target, structure="diagonal", param=param, activation="tanh",
+                         norm="inf", measure=measure, slope=slope, ci_low=slope - 0.5,
+                         ci_high=slope + 0.5, n=15, n_censored=0)
+                )  # fmt: skip
+    fig = plotting.sensitivity(pd.DataFrame(rows))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["crossing points", "blow-up radius", "approximation-lost radius"]
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["exp · diagonal · inf · tanh", "pol · diagonal · inf · tanh"]
+    for ax in fig.axes:
+        assert len(ax.containers) == 2  # one errorbar per parameterisation
+        xs = sorted(x for c in ax.containers for x in c.lines[0].get_xdata())
+        assert xs == [-1.0, 0.0, 0.0, 0.0]
+    plt.close(fig)
+    old = pd.DataFrame([r for r in rows if r["measure"] != "lost"])
+    assert len(plotting.sensitivity(old).axes) == 2  # tables from before the lost radius

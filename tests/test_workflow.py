@@ -31,7 +31,8 @@ TABLE_COLUMNS = {
     "stability_radius": ["target", "structure", "param", "activation", "width", "seed"]
     + ["tau", "beta_star"],
     "memory": ["subject", "kind", "t", "memory"],
-    "memory_fit": ["subject", "kind", "decay", "rate_exp", "rate_pol", "fit_exp", "fit_pol"],
+    "memory_fit": ["subject", "kind", "decay", "rate_exp", "rate_pol", "fit_exp", "fit_pol"]
+    + ["target", "structure", "param", "activation", "width", "seed"],
     "claims": ["claim", "setting", "expected", "measured", "holds"],
     "crossings": ["width_narrow", "width", "beta_cross", "status"],
     "history": ["step", "train_loss", "val_loss", "lr", "min_eig"],

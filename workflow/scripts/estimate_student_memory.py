@@ -26,8 +26,9 @@ def fn(x):  # every student of the pack at once: (n, T, d) -> (r, n, T, o)
 t, memories = memory_function(fn, p["horizon"], config.d_in, config.dt, p["amplitudes"])
 outputs = zip(sm.params.members, memories, sm.output.memory, sm.output.fits, strict=True)
 for m, memory, memory_out, fit_out in outputs:
-    subject = "{target}/{structure}/{param}/{activation}/w{width}/s{seed}".format(**m)
-    labels = {"subject": subject, "kind": "student", "target": m["target"]}
+    keys = m | {"width": int(m["width"]), "seed": int(m["seed"])}  # the student's identity
+    subject = "/".join(str(v) for v in keys.values())  # a label only, never parsed
+    labels = {"subject": subject, "kind": "student"} | keys
     table, fit = memory_tables(t, memory, labels, p["fit_from"])
     table.to_csv(memory_out, sep="\t", index=False)
     fit.to_csv(fit_out, sep="\t", index=False)

@@ -417,20 +417,17 @@ def claim_4(ctx: ClaimContext) -> list[dict]:
     family, with the students whose A has a zero eigenvalue (a dead relu unit); per target
     the verdict and both fit qualities.
     """
-    students = ctx.memory_fit[ctx.memory_fit["kind"] == "student"].copy()
-    parts = students["subject"].str.split("/", expand=True)
-    students["family"] = parts[0] + "/" + parts[1] + "/" + parts[2] + "/" + parts[3]
-    eig = ctx.training.assign(
-        subject=ctx.training[MODEL]
-        .astype(str)
-        .agg("/".join, axis=1)
-        .str.replace(r"/(\d+)/(\d+)$", r"/w\1/s\2", regex=True)
-    ).set_index("subject")["min_eig"]
+    students = ctx.memory_fit[ctx.memory_fit["kind"] == "student"]
+    eig = ctx.training[[*MODEL, "min_eig"]]
+    students = students.astype({"width": int, "seed": int}).merge(eig, on=MODEL, how="left")
+    if students["min_eig"].isna().any():
+        raise ValueError("memory_fit.tsv has students that training.tsv does not know")
     rows = []
-    for family, g in students.groupby("family", sort=True):
+    for family, g in students.groupby(KEYS, sort=True):
+        family = "/".join(family)
         n_exp = int((g["decay"] == "exponential").sum())
         verdicts = g.loc[g["decay"] != "exponential", "decay"].value_counts()
-        zero = int((eig.reindex(g["subject"]) <= 0).sum())
+        zero = int((g["min_eig"] <= 0).sum())
         measured = f"{n_exp}/{len(g)} exponential"
         if len(verdicts):
             measured += "; " + ", ".join(f"{n} {v}" for v, n in verdicts.items())

@@ -34,6 +34,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocat
 from .tables import clean, read_table  # noqa: E402, F401
 
 DPI = 200
+MODEL_KEYS = ["structure", "param", "activation", "width", "seed"]  # one student of a target
 PARAM_ORDER = ("direct", "exp", "softplus", "best")
 ACTIVATION_ORDER = ("linear", "tanh", "hardtanh")
 STRUCTURE_ORDER = ("diagonal", "orthogonal", "dense")
@@ -675,15 +676,13 @@ def student_memory(memory_df: pd.DataFrame) -> plt.Figure:
     stu = df[df["kind"] == "student"] if "kind" in df else df.iloc[:0]
     if stu.empty:
         return _empty_figure("student memory functions: no data")
-    parts = stu["subject"].str.rsplit("/", n=5, expand=True)
-    stu = stu.assign(param=parts[2], activation=parts[3])
     acts = ordered(stu["activation"], ACTIVATION_ORDER)
     act_ls = {a: STYLES[i % len(STYLES)][1] for i, a in enumerate(acts)}
     targets = ordered(stu["target"], TARGET_ORDER)
     fig, axes = _panel_grid(len(targets), sharey=False)
     for ax, target in zip(axes, targets, strict=True):
         ax.set(xscale="log", yscale="log", title=target, xlabel="time $t$")
-        for _subject, sub in stu[stu["target"] == target].groupby("subject", sort=True):
+        for _key, sub in stu[stu["target"] == target].groupby(MODEL_KEYS, sort=True):
             sub = sub.sort_values("t")
             ax.plot(
                 _positive(sub["t"]),
@@ -802,7 +801,7 @@ def training(history_df: pd.DataFrame, training_df: pd.DataFrame) -> plt.Figure:
 
 
 def sensitivity(slopes_df: pd.DataFrame) -> plt.Figure:
-    """Slopes of log beta vs log m (95% CI) for both stability measures, one row of points
+    """Slopes of log beta vs log m (95% CI) for every stability measure, one row of points
     per target / structure / norm / activation, hue = parameterisation: how the curse's
     signature (a negative crossing slope on pol with direct) depends on each confounder."""
     apply_style()
@@ -815,11 +814,18 @@ def sensitivity(slopes_df: pd.DataFrame) -> plt.Figure:
         df["setting"].unique(), key=lambda s: [ordered([s.split(" · ")[0]], TARGET_ORDER), s]
     )
     params = ordered(df["param"], PARAM_ORDER)
+    measures = [m for m in ("crossing", "blowup", "lost") if m in set(df["measure"])]
     fig, axes = plt.subplots(
-        1, 2, figsize=(8.6, 1.2 + 0.32 * len(settings)), sharey=True, layout="constrained"
+        1,
+        len(measures),
+        figsize=(4.3 * len(measures), 1.2 + 0.32 * len(settings)),
+        sharey=True,
+        layout="constrained",
+        squeeze=False,
     )
+    axes = axes[0]
     offsets = np.linspace(-0.2, 0.2, len(params)) if len(params) > 1 else [0.0]
-    for ax, measure in zip(axes, ("crossing", "blowup"), strict=True):
+    for ax, measure in zip(axes, measures, strict=True):
         for off, param in zip(offsets, params, strict=True):
             sub = df[(df["measure"] == measure) & (df["param"] == param)]
             y = np.array([settings.index(s) for s in sub["setting"]]) + off
@@ -837,7 +843,9 @@ def sensitivity(slopes_df: pd.DataFrame) -> plt.Figure:
                 capsize=2,
             )
         ax.axvline(0, color="0.5", lw=0.8, ls=":")
-        ax.set_title({"crossing": "crossing points", "blowup": "blow-up radius"}[measure])
+        titles = {"crossing": "crossing points", "blowup": "blow-up radius"}
+        titles["lost"] = "approximation-lost radius"
+        ax.set_title(titles.get(measure, measure))
         ax.set_xlabel(r"slope of $\log\beta$ vs $\log m$")
     axes[0].set_yticks(range(len(settings)), settings)
     axes[0].invert_yaxis()

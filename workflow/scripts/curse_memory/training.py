@@ -78,11 +78,12 @@ def evaluate(model: StudentRNN, x: Tensor, y: Tensor, chunk: int = 1024) -> floa
 
 
 # ---------------------------------------------------------------------------- the pack
-# Most hidden-state values (copies x batch x width) one packed step holds. Measured on a
-# 2-core CPU (float32, tanh, batch 128, T=100; ``make bench``): packing gains while each
-# step's ops are small enough to be dominated by per-op overhead; past about 16k values
-# the per-copy cost grows (cache misses, page faults) and packing loses at m=64.
-PACK_ELEMENTS = 2**14
+# Most bytes of hidden states (copies x batch x width x dtype size) one packed step holds.
+# Measured on a 2-core CPU (T=100, batch 128; ``make bench``): packing gains while each
+# step's ops are small enough to be dominated by per-op overhead; past about 64 KB (16k
+# float32 or 8k float64 values) the per-copy cost grows (cache misses) and packing loses
+# at m=32-64 in float64.
+PACK_BYTES = 2**16
 
 
 class Plateau:
@@ -248,14 +249,14 @@ def train_pack(
     device: str | torch.device = "cpu",
     log=sys.stderr,
     names: list[str] | None = None,
-    max_elements: int = PACK_ELEMENTS,
+    max_bytes: int = PACK_BYTES,
 ) -> list[tuple[StudentRNN, list[dict], dict]]:
     """Train r students as one batched model; each copy as ``train_student`` would alone.
 
     Every copy keeps its own data, initialisation (the model passed in), minibatch order
     (its generator), AdamW moments, plateau schedule, gradient clipping, early stopping and
     width-monotone target loss. A copy that stops is dropped from the pack. A pack holds
-    at most ``max_elements`` hidden states per step (copies x batch x width); more copies
+    at most ``max_bytes`` of hidden states per step (copies x batch x width); more copies
     are trained as several packs in turn. Returns, per
     copy, the model at its best validation loss (``direct`` projected), its history and a
     summary.
@@ -264,14 +265,15 @@ def train_pack(
     r = len(models)
     names = names or [str(i) for i in range(r)]
     target_losses = target_losses or [cfg.target_loss] * r
-    size = max(1, max_elements // (cfg.batch_size * models[0].config.width))
+    itemsize = torch.empty(0, dtype=models[0].config.torch_dtype).element_size()
+    size = max(1, max_bytes // (cfg.batch_size * models[0].config.width * itemsize))
     if r > size:  # sub-packs, one after the other: the same results, faster
         out = []
         for lo in range(0, r, size):
             part = slice(lo, lo + size)
             out += train_pack(
                 models[part], datas[part], cfg, generators[part], target_losses[part],
-                device, log, names[part], max_elements,
+                device, log, names[part], max_bytes,
             )  # fmt: skip
         return out
     pack = Pack(models, device)
