@@ -242,6 +242,19 @@ def test_invalid_student_config_raises():
         StudentConfig(width=2, parameterisation="best", eps=1.0, eig_init=(0.2, 1.5))
 
 
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_checkpoint_names_the_file_and_the_way_out(tmp_path, damage):
+    path = tmp_path / "model.pt"
+    save_student(path, StudentRNN(StudentConfig(width=3)))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint")
+    with pytest.raises(ValueError, match="model.pt: cannot be read") as err:
+        load_student(path)
+    assert "delete it and rerun" in str(err.value)
+    with pytest.raises(FileNotFoundError):
+        load_student(tmp_path / "missing.pt")
+
+
 @pytest.mark.parametrize(
     ("structure", "parameterisation", "activation", "dtype"),
     [

@@ -47,14 +47,24 @@ def test_conda_envs_pin_the_same_versions_as_requirements(env):
 
 
 def test_every_rule_uses_a_pinned_env_and_has_a_log():
-    rules = (ROOT / "workflow/rules").glob("*.smk")
-    text = "\n".join(p.read_text() for p in rules)
-    blocks = re.split(r"^rule ", text, flags=re.MULTILINE)[1:]
-    for block in blocks:
-        name = block.split(":")[0]
-        if name == "figures":  # a named target, no job of its own
-            continue
-        assert "conda:" in block and "log:" in block, name
+    """Every job's rule names a conda env file that exists and pins every package it lists
+    (the pins themselves are compared with requirements.txt above), and has a log."""
+    for path in (ROOT / "workflow/rules").glob("*.smk"):
+        blocks = re.split(r"^rule ", path.read_text(), flags=re.MULTILINE)[1:]
+        for block in blocks:
+            name = block.split(":")[0]
+            if name == "figures":  # a named target, no job of its own
+                continue
+            assert "log:" in block, name
+            env = re.search(r"conda:\s*\n\s*\"([^\"]+)\"", block)
+            assert env, f"{name}: no conda env"
+            env_file = (path.parent / env.group(1)).resolve()
+            assert env_file.is_file(), f"{name}: {env.group(1)} does not exist"
+            deps = yaml.safe_load(env_file.read_text())["dependencies"]
+            listed = [d for d in deps if isinstance(d, str) and d != "pip"]
+            listed += [d for d in deps if isinstance(d, dict) for d in d["pip"]]
+            unpinned = [d for d in listed if not re.search(r"=\s*[0-9]", d)]
+            assert not unpinned, f"{name}: {env.group(1)} leaves {unpinned} unpinned"
 
 
 def schema_keys(node: dict, prefix: str = "") -> list[str]:
