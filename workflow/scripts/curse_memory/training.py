@@ -109,8 +109,8 @@ class Plateau:
 class Copy:
     """Book-keeping of one student of a pack: its schedule, best state and history."""
 
-    def __init__(self, index: int, cfg: TrainConfig, target_loss: float | None, gen):
-        self.index, self.target_loss, self.generator = index, target_loss, gen
+    def __init__(self, index: int, cfg: TrainConfig, target_loss: float | None, gen, name=""):
+        self.index, self.target_loss, self.generator, self.name = index, target_loss, gen, name
         self.budget = cfg.budget(target_loss)
         self.plateau = Plateau(cfg.lr, cfg.plateau_factor, cfg.plateau_patience, cfg.min_lr)
         self.best_val, self.best_step, self.stale = math.inf, 0, 0
@@ -156,7 +156,9 @@ class Pack:
     whatever the number of tensors. Rows are copies; ``keep`` drops stopped ones.
     """
 
-    def __init__(self, models: list[StudentRNN], device):
+    SPLITS = ("x_train", "y_train", "x_val", "y_val")
+
+    def __init__(self, models: list[StudentRNN], datas: list[dict], device):
         cfg = models[0].config
         shared = asdict(cfg) | {"parameterisation": None}
         for model in models[1:]:
@@ -178,6 +180,8 @@ class Pack:
             torch.cat([p.detach().reshape(-1) for p in m.raw_params().values()]) for m in models
         ]
         self.flat = torch.stack(rows).to(device).requires_grad_()  # (r, P)
+        dtype = cfg.torch_dtype  # each copy's own splits, stacked: (r, n, t, .)
+        self.data = {k: torch.stack([d[k] for d in datas]).to(device, dtype) for k in self.SPLITS}
         self.exp_avg = torch.zeros_like(self.flat)
         self.exp_avg_sq = torch.zeros_like(self.flat)
 
@@ -194,6 +198,8 @@ class Pack:
         return student_forward(self.params(), x, self.config, maps=self.maps)
 
     def keep(self, rows: Tensor) -> None:
+        """Keep only these copies (rows): parameters, optimiser state and data."""
+        self.data = {k: v[rows] for k, v in self.data.items()}
         if self.maps is not None:
             self.maps = [self.maps[i] for i in rows.tolist()]
         self.flat = self.flat.detach()[rows].requires_grad_()
@@ -219,9 +225,9 @@ class Pack:
         self.flat.grad = None
 
     @torch.no_grad()
-    def val_losses(self, x: Tensor, y: Tensor) -> list[float]:
-        """Unweighted MSE of each copy on its own split, inf where not finite."""
-        err = (self.forward(x) - y.to(self.flat.dtype)) ** 2
+    def val_losses(self) -> list[float]:
+        """Unweighted MSE of each copy on its own validation split, inf where not finite."""
+        err = (self.forward(self.data["x_val"]) - self.data["y_val"]) ** 2
         losses = err.flatten(1).mean(1).tolist()
         return [v if math.isfinite(v) else math.inf for v in losses]
 
@@ -276,85 +282,88 @@ def train_pack(
                 device, log, names[part], max_bytes,
             )  # fmt: skip
         return out
-    pack = Pack(models, device)
-    dtype = pack.config.torch_dtype
-
-    def split(key):
-        return torch.stack([d[key] for d in datas]).to(device, dtype)
-
-    x_tr, y_tr, x_va, y_va = (split(k) for k in ("x_train", "y_train", "x_val", "y_val"))
-    weights = time_weights(x_tr.shape[2], cfg.time_weighting, dtype)
+    pack = Pack(models, datas, device)
+    weights = time_weights(pack.data["x_train"].shape[2], cfg.time_weighting, pack.flat.dtype)
     weights = weights.to(device) if weights is not None else None
     copies = [
-        Copy(i, cfg, t, g) for i, (t, g) in enumerate(zip(target_losses, generators, strict=True))
+        Copy(i, cfg, t, g, names[i])
+        for i, (t, g) in enumerate(zip(target_losses, generators, strict=True))
     ]
     for c in copies:
         c.best = pack.flat[c.index].detach().clone()
-    active = list(copies)
-    n = x_tr.shape[1]
+    active, n = list(copies), pack.data["x_train"].shape[1]
     orders = [torch.randperm(n, generator=c.generator) for c in copies]
     cursor, step = 0, 0
     for step in range(1, max(c.budget for c in copies) + 1):
         idx, cursor = _minibatch(active, orders, cursor, n, cfg.batch_size)
-        rows = torch.arange(len(active))[:, None]
-        xb, yb = x_tr[rows, idx.to(device)], y_tr[rows, idx.to(device)]  # (r, b, t, .)
-        err = (pack.forward(xb) - yb) ** 2
-        if weights is not None:
-            err = err * weights.to(err.dtype)
-        losses = err.flatten(1).mean(1)  # (r,): each copy's own MSE
-        finite = torch.isfinite(losses)
-        stopped = []
-        for c, ok in zip(active, finite.tolist(), strict=True):
-            if not ok:
-                c.diverged, c.reason, c.steps = True, "diverged", step
-                print(f"[{names[c.index]}] step {step}: training loss is not finite", file=log)
-                stopped.append(c)
-        losses[finite].sum().backward()
-        if cfg.clip_norm > 0:
-            pack.clip_(cfg.clip_norm)
-        lr = torch.tensor([[c.plateau.lr] for c in active], dtype=dtype, device=device)
-        pack.adamw_(lr, step, cfg.weight_decay)
-        for c, v in zip(active, losses.tolist(), strict=True):
-            c.running.append(v)
-            c.steps_done = step
+        stopped = _optimise(pack, active, idx, weights, cfg, step, log)
         if not step % cfg.eval_every or any(step == c.budget for c in active):
-            vals, eigs = pack.val_losses(x_va, y_va), pack.min_eigs()
-            for i, c in enumerate(active):
-                if c in stopped or (step % cfg.eval_every and step != c.budget):
-                    continue  # validation is due for another copy only
-                c.record(step, vals[i], eigs[i], pack.flat[i])
-                if step % cfg.log_every < cfg.eval_every:
-                    h = c.history[-1]
-                    print(
-                        f"[{names[c.index]}] step {step}/{c.budget} train "
-                        f"{h['train_loss']:.3e} val {vals[i]:.3e} lr {h['lr']:.1e} "
-                        f"min_eig {h['min_eig']:.4f}",
-                        file=log,
-                        flush=True,
-                    )
-                reason = c.stop_reason(cfg)
-                if reason:
-                    c.reason, c.steps = reason, step
-                    stopped.append(c)
+            stopped += _validate(pack, active, stopped, cfg, step, log)
         if stopped:
             keep = [i for i, c in enumerate(active) if c not in stopped]
-            active = [active[i] for i in keep]
-            orders = [orders[i] for i in keep]
+            active, orders = [active[i] for i in keep], [orders[i] for i in keep]
             if not active:
                 break
-            keep_t = torch.tensor(keep, device=device)
-            pack.keep(keep_t)
-            x_tr, y_tr, x_va, y_va = (t[keep_t] for t in (x_tr, y_tr, x_va, y_va))
+            pack.keep(torch.tensor(keep, device=device))
     for c in active:
         c.steps = step
     wall = time.perf_counter() - start
     return [
-        _finish(m, c, datas[c.index], pack, device, wall, log, names[c.index])
+        _finish(m, c, datas[c.index], pack, device, wall, log)
         for m, c in zip(models, copies, strict=True)
     ]
 
 
-def _finish(model, c: Copy, data, pack: Pack, device, wall, log, name):
+def _optimise(pack: Pack, active: list[Copy], idx: Tensor, weights, cfg, step, log) -> list:
+    """One AdamW step of every active copy on its own minibatch; returns the copies whose
+    training loss turned non-finite (they are recorded as diverged and leave the pack)."""
+    rows = torch.arange(len(active))[:, None]
+    idx = idx.to(pack.flat.device)
+    xb, yb = pack.data["x_train"][rows, idx], pack.data["y_train"][rows, idx]  # (r, b, t, .)
+    err = (pack.forward(xb) - yb) ** 2
+    if weights is not None:
+        err = err * weights.to(err.dtype)
+    losses = err.flatten(1).mean(1)  # (r,): each copy's own MSE
+    finite = torch.isfinite(losses)
+    diverged = [c for c, ok in zip(active, finite.tolist(), strict=True) if not ok]
+    for c in diverged:
+        c.diverged, c.reason, c.steps = True, "diverged", step
+        print(f"[{c.name}] step {step}: training loss is not finite", file=log)
+    losses[finite].sum().backward()  # copies share no parameter: separate gradients
+    if cfg.clip_norm > 0:
+        pack.clip_(cfg.clip_norm)
+    lr = torch.tensor([[c.plateau.lr] for c in active], dtype=pack.flat.dtype)
+    pack.adamw_(lr.to(pack.flat.device), step, cfg.weight_decay)
+    for c, v in zip(active, losses.tolist(), strict=True):
+        c.running.append(v)
+        c.steps_done = step
+    return diverged
+
+
+def _validate(pack: Pack, active: list[Copy], stopped: list, cfg, step, log) -> list:
+    """Validation of the copies due at this step: history, schedule, best state, progress
+    line; returns the copies that stop here (target reached, early stop, budget)."""
+    vals, eigs, stop = pack.val_losses(), pack.min_eigs(), []
+    for i, c in enumerate(active):
+        if c in stopped or (step % cfg.eval_every and step != c.budget):
+            continue  # validation is due for another copy only
+        c.record(step, vals[i], eigs[i], pack.flat[i])
+        if step % cfg.log_every < cfg.eval_every:
+            h = c.history[-1]
+            print(
+                f"[{c.name}] step {step}/{c.budget} train {h['train_loss']:.3e} "
+                f"val {vals[i]:.3e} lr {h['lr']:.1e} min_eig {h['min_eig']:.4f}",
+                file=log,
+                flush=True,
+            )
+        reason = c.stop_reason(cfg)
+        if reason:
+            c.reason, c.steps = reason, step
+            stop.append(c)
+    return stop
+
+
+def _finish(model, c: Copy, data, pack: Pack, device, wall, log):
     """Load a copy's best state into its model, project it and summarise its run."""
     model.to(device)
     best = pack.params(c.best.unsqueeze(0))
@@ -381,7 +390,7 @@ def _finish(model, c: Copy, data, pack: Pack, device, wall, log, name):
         "wall_s": wall,
     }
     print(
-        f"[{name}] done: {c.reason} at step {c.steps}, best val {c.best_val:.3e} at step "
+        f"[{c.name}] done: {c.reason} at step {c.steps}, best val {c.best_val:.3e} at step "
         f"{c.best_step}, eigenvalues in [{summary['min_eig']:.4f}, {summary['max_eig']:.4f}]",
         file=log,
         flush=True,
