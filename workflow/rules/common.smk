@@ -1,3 +1,4 @@
+import os
 import re
 from itertools import product
 
@@ -103,12 +104,15 @@ AXES = {
 # packed axes: one job trains (and evaluates) every student along them as one pack
 PACK_BY = [a for a in AXES if a in config["train"]["pack_by"]]
 # a pack job's own files (logs, benchmarks): a packed axis reads all-<axis>s
-PACK = "/".join(f"all-{a}s" if a in PACK_BY else c for a, c in GRAMMAR.items())
+PACK = STUDENT
+for _axis in PACK_BY:
+    PACK = PACK.replace(GRAMMAR[_axis], f"all-{_axis}s")
 
 
-def student_path(stage, suffix=""):
-    """results/<stage>/<student path><suffix>, with the grid wildcards."""
-    return f"results/{stage}/{STUDENT}{suffix}"
+def student_path(stage, suffix="", file=""):
+    """results/<stage>/<student path><suffix>[/<file>], with the grid wildcards."""
+    path = f"results/{stage}/{STUDENT}{suffix}"
+    return os.path.join(path, file) if file else path
 
 
 def pack_path(folder, suffix):
@@ -130,10 +134,11 @@ def pack_members():
     return [dict(zip(PACK_BY, v)) for v in product(*(AXES[a] for a in PACK_BY))]
 
 
-def pack_outputs(stage, suffix=""):
+def pack_outputs(stage, suffix="", file=""):
     """Output patterns of a pack job: one per member, the other axes as wildcards."""
     keep = {a: f"{{{a}}}" for a in AXES if a not in PACK_BY}
-    return [student_path(stage, suffix).format(**keep, **m) for m in pack_members()]
+    path = student_path(stage, suffix, file)
+    return [path.format(**keep, **m) for m in pack_members()]
 
 
 def members(wildcards):
@@ -149,11 +154,13 @@ def pack_targets(wildcards):
     ]
 
 
-def pack_files(stage, suffix=""):
+def pack_files(stage, suffix="", file=""):
     """Input function: the per-student files of a pack's members, in member order."""
 
     def files(wildcards):
-        return [student_path(stage, suffix).format(**m) for m in members(wildcards)]
+        return [
+            student_path(stage, suffix, file).format(**m) for m in members(wildcards)
+        ]
 
     return files
 
@@ -208,7 +215,7 @@ def previous_width_metrics(wildcards):
     if not config["train"]["width_monotone"] or width == WIDTHS[0]:
         return []
     narrower = str(WIDTHS[WIDTHS.index(width) - 1])
-    path = student_path("students", "/metrics.json")
+    path = student_path("students", file="metrics.json")
     return [path.format(**(m | {"width": narrower})) for m in members(wildcards)]
 
 

@@ -20,7 +20,7 @@ rule estimate_target_memory:
 
 rule estimate_student_memory:
     input:
-        models=pack_files("students", "/model.pt"),
+        models=pack_files("students", file="model.pt"),
     output:
         memory=pack_outputs("memory/students", ".tsv"),
         fits=pack_outputs("memory/students", "_fit.tsv"),

@@ -1,7 +1,7 @@
 rule evaluate_perturbation:
     input:
         targets=pack_targets,
-        models=pack_files("students", "/model.pt"),
+        models=pack_files("students", file="model.pt"),
     output:
         tables=pack_outputs("perturbation", ".tsv"),
     log:

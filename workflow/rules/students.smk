@@ -3,9 +3,9 @@ rule train_students:
         targets=pack_targets,
         previous=previous_width_metrics,
     output:
-        models=pack_outputs("students", "/model.pt"),
-        histories=pack_outputs("students", "/history.tsv"),
-        metrics=pack_outputs("students", "/metrics.json"),
+        models=pack_outputs("students", file="model.pt"),
+        histories=pack_outputs("students", file="history.tsv"),
+        metrics=pack_outputs("students", file="metrics.json"),
     log:
         pack_path("logs/train_students", ".log"),
     benchmark:

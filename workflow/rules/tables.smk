@@ -1,7 +1,7 @@
 rule aggregate_training:
     input:
-        metrics=student_files(student_path("students", "/metrics.json")),
-        histories=student_files(student_path("students", "/history.tsv")),
+        metrics=student_files(student_path("students", file="metrics.json")),
+        histories=student_files(student_path("students", file="history.tsv")),
     output:
         training="results/tables/training.tsv",
         history="results/tables/history.tsv",
