@@ -142,9 +142,10 @@ def pack_outputs(stage, suffix="", file=""):
 
 
 def members(wildcards):
-    """Every student of the pack named by ``wildcards``, as complete dicts of axis values."""
+    """Every student of the pack named by ``wildcards``, as complete dicts of axis values
+    in the grammar's order."""
     fixed = {a: wildcards[a] for a in AXES if a not in PACK_BY}
-    return [{a: str(v) for a, v in (fixed | m).items()} for m in pack_members()]
+    return [{a: str((fixed | m)[a]) for a in AXES} for m in pack_members()]
 
 
 def pack_targets(wildcards):
