@@ -146,3 +146,15 @@ def test_plot_rules_of_the_makefile_are_the_rules_of_figures_smk():
     make = (ROOT / "Makefile").read_text()
     listed = re.findall(r"^PLOT_RULES \+?:?= (.*)$", make, re.M)
     assert sorted(" ".join(listed).split()) == sorted(rules)
+
+
+def test_eigenvalue_checks_are_written_once_and_used_by_config_and_model():
+    """The Euler and best checks live in curse_memory.checks; the config validation and
+    StudentConfig both call them instead of writing their own."""
+    checks = "eig_init_problem", "best_reach_problem"
+    common = (ROOT / "workflow/rules/common.smk").read_text()
+    model = (ROOT / "workflow/scripts/curse_memory/model.py").read_text()
+    for name in checks:
+        assert f"{name}(" in common and f"{name}(" in model, name
+    for text in (common, model):
+        assert "* hi >= 2" not in text and "hi * self.dt" not in text

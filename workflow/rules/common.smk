@@ -1,8 +1,13 @@
 import os
 import re
+import sys
 from itertools import product
 
 from snakemake.utils import validate
+
+# the shared package's torch-free checks (the rule scripts import the rest of it)
+sys.path.insert(0, os.path.join(workflow.current_basedir, "..", "scripts"))
+from curse_memory.checks import best_reach_problem, eig_init_problem
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -12,17 +17,12 @@ def check_config(config):
     dt = config["data"]["dt"]
     students = config["students"]
     lo, hi = students["eig_init"]
-    if lo > hi:
-        raise ValueError(f"config students.eig_init: need lo <= hi, got {[lo, hi]}")
-    if dt * hi >= 2:
-        raise ValueError(
-            f"config students.eig_init: dt * hi = {dt * hi} breaks the Euler bound dt*a < 2"
-        )
-    if "best" in students["parameterisations"] and hi >= 1 / students["eps"]:
-        raise ValueError(
-            f"config students.eps: best reaches at most 1/eps = {1 / students['eps']:.3g} "
-            f"< eig_init hi = {hi}; lower eps or hi"
-        )
+    problem = eig_init_problem(lo, hi, dt)
+    if problem:
+        raise ValueError(f"config students.eig_init: {problem}")
+    problem = best_reach_problem(hi, students["eps"])
+    if "best" in students["parameterisations"] and problem:
+        raise ValueError(f"config students.eps: {problem}")
     train = config["train"]
     if train["monotone_steps"] is not None and train["monotone_steps"] < train["steps"]:
         raise ValueError(

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import best_reach_problem, eig_init_problem
+
 STRUCTURES = ("diagonal", "orthogonal", "dense")
 INITS = ("uniform", "reference")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -122,12 +124,11 @@ class StudentConfig:
             raise ValueError(f"dt must be positive, got {self.dt!r}")
         if not self.eps > 0:
             raise ValueError(f"eps must be positive, got {self.eps!r}")
-        if not 0 < lo <= hi:
-            raise ValueError(f"eig_init must satisfy 0 < lo <= hi, got {self.eig_init}")
-        if hi * self.dt >= 2:
-            raise ValueError(f"eig_init hi={hi} breaks the Euler bound dt*a < 2 (dt={self.dt})")
-        if self.parameterisation == "best" and hi >= 1 / self.eps:
-            raise ValueError(f"eig_init hi={hi} is out of reach of best: a <= 1/eps={1 / self.eps}")
+        problem = eig_init_problem(lo, hi, self.dt)
+        if problem:
+            raise ValueError(f"eig_init: {problem}")
+        if self.parameterisation == "best" and best_reach_problem(hi, self.eps):
+            raise ValueError(f"eps: {best_reach_problem(hi, self.eps)}")
 
     @property
     def torch_dtype(self) -> torch.dtype:

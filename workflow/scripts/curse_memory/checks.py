@@ -1,0 +1,21 @@
+"""Checks of the initial eigenvalue range (method §2), shared by the config validation of
+the workflow (``workflow/rules/common.smk``) and ``StudentConfig``; no torch, so the
+Snakefile can import them cheaply."""
+
+from __future__ import annotations
+
+
+def eig_init_problem(lo: float, hi: float, dt: float) -> str | None:
+    """Why U[lo, hi] is not a valid initial eigenvalue range at step dt, or None."""
+    if not 0 < lo <= hi:
+        return f"need 0 < lo <= hi, got {[lo, hi]}"
+    if dt * hi >= 2:
+        return f"dt * hi = {dt * hi:g} breaks the Euler bound dt*a < 2"
+    return None
+
+
+def best_reach_problem(hi: float, eps: float) -> str | None:
+    """Why ``best`` (a = 1/(w^2 + eps) <= 1/eps) cannot start at eigenvalue hi, or None."""
+    if hi >= 1 / eps:
+        return f"best reaches at most 1/eps = {1 / eps:.3g} < eig_init hi = {hi}; lower eps or hi"
+    return None
