@@ -218,7 +218,15 @@ def test_interrupted_run_resumes_without_redoing_finished_jobs(tmp_path):
     log = tmp_path / "first.log"
     cmd = [str(BIN / "snakemake"), "--configfile", TINY, "--cores", "1"]
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT)
+        # a shell's background job inherits SIGINT ignored, and Python keeps it so: give
+        # the run the default handler back, so that it can be interrupted like at a terminal
+        proc = subprocess.Popen(
+            cmd,
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         done = re.compile(r"Finished jobid: \d+ \(Rule: train_students\)")
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
