@@ -10,7 +10,14 @@ import torch
 
 from curse_memory.model import StudentConfig, StudentRNN
 from curse_memory.targets import TargetSpec, make_target
-from curse_memory.training import Plateau, TrainConfig, train_pack, train_student
+from curse_memory.training import (
+    PACK_BYTES,
+    Plateau,
+    TrainConfig,
+    pack_limit,
+    train_pack,
+    train_student,
+)
 
 
 def data_for(seed: int, kernel: str = "pol") -> dict:
@@ -185,3 +192,8 @@ def test_monotone_steps_extend_the_budget_of_copies_chasing_a_target_only():
         assert rel(model.w.detach(), m1.w.detach()) <= 1e-9
     with pytest.raises(ValueError, match="monotone_steps"):
         TrainConfig(steps=10, monotone_steps=5)
+
+
+def test_packs_are_split_on_the_cpu_only():
+    assert pack_limit("cpu") == PACK_BYTES
+    assert pack_limit(torch.device("cuda")) > 2**40  # never split on a GPU

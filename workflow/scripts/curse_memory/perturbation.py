@@ -13,7 +13,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .model import StudentConfig, StudentRNN, check_choice, eigenvalues, student_forward
+from .model import (
+    StudentConfig,
+    StudentRNN,
+    any_param,
+    check_choice,
+    copies,
+    eigenvalues,
+    lru_modulus,
+    student_forward,
+)
 
 NORMS = ("inf", "l2")
 
@@ -64,8 +73,10 @@ def batched_mse(
 
     Unbatched parameters count as one copy. Non-finite errors (a diverging copy) are inf.
     One pass holds at most ``max_elements`` values of its largest tensor, the states
-    (copies, b, t, m) of the time loop or the outputs (copies, b, t, o) of the linear
-    convolution; it takes as few copies as fill that with all n sequences, else one copy
+    (copies, b, t, m) of the time loop (rnn, ssm, lstm, gru) or the outputs (copies, b, t, o)
+    of a convolution (linear rnn or ssm; lru, whose FFT has about 2T complex frequencies,
+    counted as 2o values a step); it takes as few copies as fill that with all n sequences,
+    else one copy
     and fewer sequences. On the CPU the default (2**21 values, 8 MB in float32) keeps a
     step's tensors in the L2 cache: larger passes fall out of it and, past glibc's 32 MB
     mmap threshold, are page-faulted in afresh every time. At equal size, a pass over
@@ -74,24 +85,26 @@ def batched_mse(
     """
     if max_elements is None:
         max_elements = 2**26 if x.is_cuda else 2**21
-    batched = params["U"].dim() == 3
-    r = params["U"].shape[0] if batched else 1
+    r = copies(params, cfg)
+    batched = r is not None
+    r = r or 1
     n, T, _ = x.shape
-    convolution = cfg.activation == "linear" and cfg.fast_linear
-    pairs = max(1, max_elements // (T * (cfg.d_out if convolution else cfg.width)))
+    per_step = cfg.d_out if cfg.convolution else cfg.width  # values of a (copy, sequence, step)
+    per_step *= 2 if cfg.family == "lru" else 1
+    pairs = max(1, max_elements // (T * per_step))
     group = max(1, min(r, pairs // n))  # copies per pass
     chunk = max(1, min(n, pairs // group))  # sequences per pass
     total = torch.zeros(r, dtype=torch.float64, device=x.device)
     for first in range(0, r, group):
         if not batched:
-            copies = params
+            part = params
         elif group == 1:  # unbatched form: one matrix product per step
-            copies = {k: v[first] for k, v in params.items()}
+            part = {k: v[first] for k, v in params.items()}
         else:
-            copies = {k: v[first : first + group] for k, v in params.items()}
+            part = {k: v[first : first + group] for k, v in params.items()}
         size = min(group, r - first)
         for lo in range(0, n, chunk):
-            yhat = student_forward(copies, x[lo : lo + chunk], cfg, raw=True)  # ([g,] b, t, o)
+            yhat = student_forward(part, x[lo : lo + chunk], cfg, raw=True)  # ([g,] b, t, o)
             err = (yhat - y[lo : lo + chunk].to(yhat.dtype)).pow(2)
             total[first : first + size] += err.reshape(size, -1).sum(1).to(torch.float64)
     mse = total / y.numel()
@@ -113,37 +126,49 @@ def perturbation_sweep(
 
     One row per beta: the max error over the draws (``error``, not yet made monotone),
     all draws' errors, and how many draws diverged (non-finite error), pushed an
-    eigenvalue of A below 0, or pushed one above the Euler bound 2/dt.
-    beta = 0 is evaluated once. ``batched=False`` evaluates the same draws one by one.
+    eigenvalue of A below 0, or pushed one above the Euler bound 2/dt. For an lru the
+    eigenvalues are its decay rates (1 - |lambda|) / dt (see ``model.eigenvalues``: neither
+    bound can be crossed) and ``max_abs_lambda`` is the largest |lambda_j| over the draws
+    (None for the other families); lstm and gru have no recurrence matrix, their two
+    eigenvalue counts are None. beta = 0 is evaluated once. ``batched=False`` evaluates
+    the same draws one by one.
     """
     cfg = model.config
     params = {k: v.detach() for k, v in model.raw_params().items()}
-    x, y = x.to(params["U"].device, cfg.torch_dtype), y.to(params["U"].device)
+    device = any_param(params).device
+    x, y = x.to(device, cfg.torch_dtype), y.to(device)
     rows = []
     for beta in betas:
         if beta == 0:
-            copies = {k: v.unsqueeze(0) for k, v in params.items()}
+            drawn = {k: v.unsqueeze(0) for k, v in params.items()}
         else:
             delta = draw_perturbations(params, beta, repeats, norm, generator)
-            copies = {k: params[k].unsqueeze(0) + delta[k] for k in params}
+            drawn = {k: params[k].unsqueeze(0) + delta[k] for k in params}
         if batched:
-            errors = batched_mse(copies, x, y, cfg)
+            errors = batched_mse(drawn, x, y, cfg)
         else:
             errors = torch.cat(
                 [
-                    batched_mse({k: v[i] for k, v in copies.items()}, x, y, cfg)
-                    for i in range(copies["U"].shape[0])
+                    batched_mse({k: v[i] for k, v in drawn.items()}, x, y, cfg)
+                    for i in range(copies(drawn, cfg))
                 ]
             )
-        eig = eigenvalues(copies, cfg, raw=True)  # (r, m)
+        eig = eigenvalues(drawn, cfg, raw=True)  # (r, m), or (r, 0): no recurrence matrix
+        negative = euler = modulus = None
+        if eig.shape[-1]:
+            negative = int((eig.min(-1).values < 0).sum())
+            euler = int((eig.max(-1).values > 2 / cfg.dt).sum())
+        if cfg.family == "lru":
+            modulus = float(lru_modulus(drawn).max())
         rows.append(
             {
                 "beta": float(beta),
                 "error": float(errors.max()),
                 "errors": errors.tolist(),
                 "n_diverged": int((~torch.isfinite(errors)).sum()),
-                "n_eig_negative": int((eig.min(-1).values < 0).sum()),
-                "n_eig_euler": int((eig.max(-1).values > 2 / cfg.dt).sum()),
+                "n_eig_negative": negative,
+                "n_eig_euler": euler,
+                "max_abs_lambda": modulus,
             }
         )
     return rows

@@ -86,6 +86,12 @@ def evaluate(model: StudentRNN, x: Tensor, y: Tensor, chunk: int = 1024) -> floa
 PACK_BYTES = 2**16
 
 
+def pack_limit(device) -> int:
+    """Default bytes of hidden states per packed step: ``PACK_BYTES`` on the CPU, no limit on
+    a GPU (there a step is launch-bound: measured, r=720 costs about what r=12 costs)."""
+    return PACK_BYTES if torch.device(device).type == "cpu" else 2**62
+
+
 class Plateau:
     """ReduceLROnPlateau (mode min, relative threshold 1e-4, no cooldown) for one copy."""
 
@@ -167,7 +173,7 @@ class Pack:
                     f"a pack needs equal student configs (but for the parameterisation): "
                     f"{model.config} vs {cfg}"
                 )
-        if cfg.structure == "dense":  # no eigenvalue map: the parameterisation is moot
+        if not cfg.has_axes or cfg.structure == "dense":  # no eigenvalue map f
             self.maps = None
         else:
             self.maps = [m.config.parameterisation for m in models]
@@ -233,7 +239,10 @@ class Pack:
 
     @torch.no_grad()
     def min_eigs(self) -> list[float]:
+        """Each copy's smallest eigenvalue; NaN for a family without any (lstm, gru)."""
         eig = eigenvalues(self.params(), self.config, raw=False, maps=self.maps)
+        if eig.shape[-1] == 0:
+            return [math.nan] * len(self.flat)
         return eig.flatten(1).min(1)[0].tolist()
 
 
@@ -255,14 +264,16 @@ def train_pack(
     device: str | torch.device = "cpu",
     log=sys.stderr,
     names: list[str] | None = None,
-    max_bytes: int = PACK_BYTES,
+    max_bytes: int | None = None,
 ) -> list[tuple[StudentRNN, list[dict], dict]]:
     """Train r students as one batched model; each copy as ``train_student`` would alone.
 
     Every copy keeps its own data, initialisation (the model passed in), minibatch order
     (its generator), AdamW moments, plateau schedule, gradient clipping, early stopping and
     width-monotone target loss. A copy that stops is dropped from the pack. A pack holds
-    at most ``max_bytes`` of hidden states per step (copies x batch x width); more copies
+    at most ``max_bytes`` of hidden states per step (copies x batch x width; default
+    ``PACK_BYTES`` on the CPU, no limit on a GPU, where a pack of hundreds costs about
+    what a pack of 12 costs per step: ``make bench``, section gpu); more copies
     are trained as several packs in turn. Returns, per
     copy, the model at its best validation loss (``direct`` projected), its history and a
     summary.
@@ -272,6 +283,7 @@ def train_pack(
     names = names or [str(i) for i in range(r)]
     target_losses = target_losses or [cfg.target_loss] * r
     itemsize = torch.empty(0, dtype=models[0].config.torch_dtype).element_size()
+    max_bytes = pack_limit(device) if max_bytes is None else max_bytes
     size = max(1, max_bytes // (cfg.batch_size * models[0].config.width * itemsize))
     if r > size:  # sub-packs, one after the other: the same results, faster
         out = []
@@ -372,6 +384,8 @@ def _finish(model, c: Copy, data, pack: Pack, device, wall, log):
             v.copy_(best[k][0])
     model.project_()
     eig = model.eigenvalues(raw=True)
+    if eig.numel() == 0:  # lstm, gru: no recurrence matrix
+        eig = torch.full((1,), math.nan)
     dtype = model.config.torch_dtype
     x_tr, y_tr, x_va, y_va = (
         data[k].to(device, dtype) for k in ("x_train", "y_train", "x_val", "y_val")
