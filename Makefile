@@ -25,7 +25,7 @@ DEFAULT_OUTPUTS += results/tables results/figures results/report.html
 DEFAULT_OUTPUTS += logs benchmarks .snakemake
 
 .PHONY: setup run test test-fast lint bench figures docs-figures study paper nonlinear
-.PHONY: reference-init dryrun clean clean-all help
+.PHONY: reference-init families dryrun clean clean-all help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -81,6 +81,10 @@ reference-init: CONFIG = config/reference_init.yaml
 reference-init: WORKDIR = results/reference_init
 reference-init: run  ## the headline grid with the reference code's initialisation
 
+families: CONFIG = config/families.yaml
+families: WORKDIR = results/families
+families: run  ## model families: rnn, ssm, lru, lstm, gru (under an hour on 2 cores)
+
 dryrun: setup  ## resolve the DAG of a config without running it
 	$(SM) -n --quiet rules
 
@@ -89,6 +93,7 @@ DOCS_FIGURES := nonlinear:perturbation_readout_pol nonlinear:perturbation_teache
 DOCS_FIGURES += nonlinear:stability_radius nonlinear:sensitivity
 DOCS_FIGURES += reference_init:perturbation_exp reference_init:perturbation_pol
 DOCS_FIGURES += study:sensitivity study:stability_radius
+DOCS_FIGURES += families:perturbation_exp families:perturbation_pol families:stability_radius
 
 docs-figures:  ## copy the runs' figures and claims tables that the README shows to docs/figures
 	mkdir -p docs/figures
@@ -99,6 +104,9 @@ docs-figures:  ## copy the runs' figures and claims tables that the README shows
 	  if [ -f $$dir/figures/$$name.png ]; then \
 	    cp $$dir/figures/$$name.png docs/figures/$${run}_$$name.png; \
 	    cp $$dir/tables/claims.tsv docs/figures/$${run}_claims.tsv; \
+	    if [ -f $$dir/tables/families.tsv ]; then \
+	      cp $$dir/tables/families.tsv docs/figures/$${run}_families.tsv; \
+	    fi; \
 	  fi; \
 	done
 

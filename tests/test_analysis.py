@@ -17,9 +17,12 @@ from curse_memory.analysis import (
     claim_3,
     claim_4,
     claim_5,
+    claim_families,
     claim_grid,
     claims_table,
     crossing_table,
+    families_table,
+    family_cells,
     log_slope,
     radius_table,
     slope_table,
@@ -63,13 +66,13 @@ def perturbation_frame(
 
 
 def training_frame(perturbation: pd.DataFrame, min_eig: float = 0.1) -> pd.DataFrame:
-    keys = ["target", "structure", "param", "activation", "width", "seed"]
+    keys = [k for k in MODEL if k in perturbation]
     t = perturbation[keys].drop_duplicates().reset_index(drop=True)
     return t.assign(test_loss=1.0 / t["width"], min_eig=min_eig)
 
 
 def memory_fit_frame(training: pd.DataFrame, decay: str = "exponential") -> pd.DataFrame:
-    keys = ["target", "structure", "param", "activation", "width", "seed"]
+    keys = [k for k in MODEL if k in training]
     students = training[keys].assign(
         subject=training[keys].astype(str).agg("/".join, axis=1), kind="student", decay=decay
     )
@@ -182,7 +185,7 @@ def test_slopes_cover_every_norm_and_claims_use_the_first():
 
 def test_claims_hold_on_the_paper_pattern():
     claims, _ = run_claims(paper_pattern())
-    assert set(claims["claim"]) == {"1", "2a", "2b", "2c", "3", "4", "5", "grid"}
+    assert set(claims["claim"]) == {"1", "2a", "2b", "2c", "3", "4", "5", "F", "grid"}
     assert list(claims.columns) == ["claim", "setting", "measure", "expected", "measured", "holds"]
     assert holds(claims, "1") == ["true", "true", "true"]  # blowup, lost, crossing
     assert holds(claims, "2a") == ["true"]
@@ -330,14 +333,14 @@ def by_setting(rows: list[dict]) -> pd.DataFrame:
 def test_claims_use_the_radius_configured_per_activation():
     claims, _ = run_claims(None, pert=mixed_frame())
     b = claims[claims["claim"] == "2b"].set_index("setting")
-    assert b.loc["pol/diagonal/direct/linear", "measure"] == "blowup"
-    assert b.loc["pol/diagonal/direct/tanh", "measure"] == "lost"
-    assert b.loc["pol/diagonal/direct/tanh", "expected"].startswith("beta_lost(pol)")
+    assert b.loc["pol/rnn/diagonal/direct/linear", "measure"] == "blowup"
+    assert b.loc["pol/rnn/diagonal/direct/tanh", "measure"] == "lost"
+    assert b.loc["pol/rnn/diagonal/direct/tanh", "expected"].startswith("beta_lost(pol)")
     assert set(b["holds"]) == {"true"}
     three = claims[claims["claim"] == "3"].set_index("setting")
-    assert three.loc["pol/diagonal/softplus/tanh lost", "measure"] == "lost"
-    assert three.loc["pol/diagonal/softplus/tanh lost", "holds"] == "true"
-    assert three.loc["pol/diagonal/softplus/linear blowup", "measure"] == "blowup"
+    assert three.loc["pol/rnn/diagonal/softplus/tanh lost", "measure"] == "lost"
+    assert three.loc["pol/rnn/diagonal/softplus/tanh lost", "holds"] == "true"
+    assert three.loc["pol/rnn/diagonal/softplus/linear blowup", "measure"] == "blowup"
     one = claims[claims["claim"] == "1"]
     assert list(one.loc[one["setting"].str.contains("tanh"), "measure"]) == [
         "blowup",
@@ -347,7 +350,7 @@ def test_claims_use_the_radius_configured_per_activation():
     # the blow-up radius says nothing for tanh: never reached, so pol looks like exp
     blowup = THRESHOLDS | {"radius": {"tanh": "blowup"}}
     rows = by_setting(claim_2(context(mixed_frame(), thresholds=blowup)))
-    tanh_b = rows[(rows["claim"] == "2b")].loc["pol/diagonal/direct/tanh"]
+    tanh_b = rows[(rows["claim"] == "2b")].loc["pol/rnn/diagonal/direct/tanh"]
     assert tanh_b["measure"] == "blowup" and tanh_b["holds"] == "false"
 
 
@@ -366,7 +369,7 @@ def test_radius_measure_defaults_overrides_and_errors():
 
 
 def test_claims_run_as_a_registry_of_functions():
-    assert [claim_1, claim_2, claim_3, claim_4, claim_5, claim_grid] == CLAIMS
+    assert [claim_1, claim_2, claim_3, claim_4, claim_5, claim_families, claim_grid] == CLAIMS
     ctx = context(perturbation_frame(paper_pattern(), seeds=(1, 2, 3)))
     rows = [row for claim in CLAIMS for row in claim(ctx)]
     claims, _ = run_claims(paper_pattern())
@@ -395,10 +398,10 @@ def test_claim_2_rows_and_na_without_exp_target():
 def test_claim_3_lost_never_reached_on_the_grid():
     fam = tanh_pattern() | {("pol", "softplus"): lambda m, s: curve(1.0 / m, None, knee=10.0)}
     rows = by_setting(claim_3(context(perturbation_frame(fam, (1, 2, 3), activation="tanh"))))
-    row = rows.loc["pol/diagonal/softplus/tanh lost"]
+    row = rows.loc["pol/rnn/diagonal/softplus/tanh lost"]
     assert row["measure"] == "lost" and row["holds"] == "true"
     assert row["measured"].startswith("no approximation lost on the grid")
-    assert rows.loc["pol/diagonal/softplus/tanh crossing", "measure"] == "crossing"
+    assert rows.loc["pol/rnn/diagonal/softplus/tanh crossing", "measure"] == "crossing"
 
 
 def test_claim_4_and_5_rows():
@@ -425,7 +428,7 @@ def test_claim_4_joins_students_on_their_key_columns_and_counts_dead_units():
     n_dead = int((dead & (ctx.training["target"] == "pol")).sum())
     assert (
         f"{n_dead} with a zero eigenvalue"
-        in rows.loc["pol/diagonal/direct/linear students"]["measured"]
+        in rows.loc["pol/rnn/diagonal/direct/linear students"]["measured"]
     )
     ctx.memory_fit.loc[ctx.memory_fit["kind"] == "student", "seed"] = 99  # unknown students
     with pytest.raises(ValueError, match="training.tsv does not know"):
@@ -469,3 +472,43 @@ def test_claims_table_grid_row_on_the_paper_pattern():
     edge = int((crossed["beta_cross"] == BETA_MIN).sum())  # pol m=32 -> 64 crosses at once
     assert edge > 0 and row["measured"].startswith(f"{edge} of {len(crossed)} ")
     assert row["holds"] == ("true" if edge / len(crossed) <= 0.1 else "false")
+
+
+def test_families_claim_and_table_rebuild_the_reference_table():
+    """Claim F: diagonal RNN and an lstm (no structure, parameterisation or activation:
+    "none") on exp and pol; the curse for direct and lstm on pol, the cure for softplus."""
+    pattern = paper_pattern() | {("exp", "softplus"): lambda m, s: curve(1.0 / m, None, 0.1)}
+    pert = perturbation_frame(pattern, seeds=(1, 2, 3)).assign(family="rnn")
+    lstm = pert[pert["param"] == "direct"].assign(
+        family="lstm", structure="none", param="none", activation="none", n_eig_negative=None
+    )
+    pert = pd.concat([pert, lstm], ignore_index=True)
+    claims, _ = run_claims(None, pert=pert)
+    rows = claims[claims["claim"] == "F"].set_index("setting")
+    assert rows.loc["diagonal RNN: pol/rnn/diagonal/direct/linear", "holds"] == "true"
+    assert (
+        rows.loc["stable reparameterisation: pol/rnn/diagonal/softplus/linear", "holds"] == "true"
+    )
+    assert rows.loc["LSTM: pol/lstm", "holds"] == "n/a"  # not in the reference's table
+    assert rows.loc["LSTM: pol/lstm", "measured"].startswith("unstable: beta_lost")
+    assert rows.loc["LSTM: exp/lstm", "expected"] == "not in the reference's table"
+    radius = radius_table(pert)
+    assert radius.loc[radius["family"] == "lstm", "blowup_eig_negative"].isna().all()
+    table = families_table(claims, family_cells(context(pert))).set_index("model")
+    assert list(table.index) == ["diagonal RNN", "stable reparameterisation", "LSTM"]
+    assert table.loc["diagonal RNN", ["exp_verdict", "pol_verdict"]].tolist() == [
+        "stable",
+        "unstable",
+    ]
+    assert table.loc["diagonal RNN", "pol_reference"] == "unstable"
+    assert table.loc["LSTM", "exp_reference"] == ""
+    assert "exponential" in table.loc["LSTM", "memory"]
+    assert claim_families in CLAIMS
+
+
+def test_families_claim_fails_when_the_curse_is_absent():
+    same = lambda m, seed: curve(1.0 / m, blowup=0.5, knee=0.07)  # noqa: E731
+    claims, _ = run_claims({("exp", "direct"): same, ("pol", "direct"): same})
+    rows = claims[claims["claim"] == "F"].set_index("setting")
+    assert rows.loc["diagonal RNN: pol/rnn/diagonal/direct/linear", "holds"] == "false"
+    assert rows.loc["diagonal RNN: pol/rnn/diagonal/direct/linear", "measured"].startswith("stable")

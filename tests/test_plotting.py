@@ -408,6 +408,49 @@ def test_perturbation_several_structures():
     plt.close(fig)
 
 
+def _with_lstm(t: dict) -> dict:
+    """The rnn tables plus an lstm (no structure, parameterisation or activation) with the
+    direct students' numbers."""
+    out = {}
+    for name in ("perturbation", "crossings", "radius"):
+        df = t[name].assign(family="rnn")
+        lstm = df[df["param"] == "direct"].assign(
+            family="lstm", structure="none", param="none", activation="none"
+        )
+        out[name] = pd.concat([df, lstm], ignore_index=True)
+    return out
+
+
+def test_perturbation_one_panel_per_kind_when_families_mix():
+    t = _with_lstm(
+        make_tables(targets=("pol",), params=("direct", "exp"), acts=("tanh",), seeds=(1,))
+    )
+    fig = plotting.perturbation(t["perturbation"], t["crossings"], "pol")
+    titles = [ax.get_title() for ax in _labels(fig)]
+    assert titles == ["rnn diagonal direct tanh", "rnn diagonal exp tanh", "lstm"]
+    assert all(len(_width_lines(ax)) == len(WIDTHS) for ax in _labels(fig))  # no empty panel
+    plt.close(fig)
+
+
+def test_fold_family_leaves_rnn_tables_alone_and_names_the_others():
+    rnn = pd.DataFrame({"family": ["rnn"], "structure": ["diagonal"]})
+    assert plotting.fold_family(rnn).equals(rnn)
+    mixed = pd.DataFrame({"family": ["ssm", "lru"], "structure": ["diagonal", "none"]})
+    assert plotting.fold_family(mixed)["structure"].tolist() == ["ssm diagonal", "lru"]
+
+
+def test_stability_radius_tells_families_apart():
+    t = make_tables(targets=("pol",), params=("direct",), acts=("tanh",), lost=True)
+    t = _with_lstm(t) | {"radius": _with_lstm(t)["radius"]}
+    fig = plotting.stability_radius(t["radius"], t["crossings"], t["perturbation"])
+    labels = [x.get_text() for leg in fig.legends for x in leg.get_texts()]
+    labels += [
+        x.get_text() for ax in fig.axes if ax.get_legend() for x in ax.get_legend().get_texts()
+    ]
+    assert any("lstm" in label for label in labels), labels
+    plt.close(fig)
+
+
 def _censored(ax) -> list:
     return [ln for ln in ax.get_lines() if ln.get_marker() == "^" and len(ln.get_ydata())]
 

@@ -72,16 +72,32 @@ def load_config(path: Path) -> dict:
         return yaml.safe_load(f)
 
 
-def expected_students(config: dict) -> int:
+AXIS_FAMILIES = ("rnn", "ssm")  # the families with structure, parameterisation, activation
+
+
+def kinds(config: dict, family: str) -> int:
+    """Kinds of student of one family: structure x param x activation, or 1 ("none")."""
     s = config["students"]
-    n = len(config["targets"]) * len(config["seeds"]) * len(s["widths"])
-    return n * len(s["structures"]) * len(s["parameterisations"]) * len(s["activations"])
+    if family not in AXIS_FAMILIES:
+        return 1
+    return len(s["structures"]) * len(s["parameterisations"]) * len(s["activations"])
 
 
-def pack_size(config: dict) -> int:
+def families(config: dict) -> list[str]:
+    return config["students"].get("families", ["rnn"])
+
+
+def expected_students(config: dict) -> int:
+    n = len(config["targets"]) * len(config["seeds"]) * len(config["students"]["widths"])
+    return n * sum(kinds(config, f) for f in families(config))
+
+
+def pack_size(config: dict, family: str = "rnn") -> int:
     """Students per pack: the product of the packed axes' lengths."""
     axes = {"seed": len(config["seeds"]), "target": len(config["targets"])}
     axes["param"] = len(config["students"]["parameterisations"])
+    if family not in AXIS_FAMILIES:
+        axes["param"] = 1
     pack_by = config.get("train", {}).get("pack_by", ["seed", "target", "param"])
     size = 1
     for axis in pack_by:
@@ -90,7 +106,8 @@ def pack_size(config: dict) -> int:
 
 
 def expected_packs(config: dict) -> int:
-    return expected_students(config) // pack_size(config)
+    n = len(config["targets"]) * len(config["seeds"]) * len(config["students"]["widths"])
+    return sum(n * kinds(config, f) // pack_size(config, f) for f in families(config))
 
 
 def expected_jobs(config: dict) -> int:
@@ -110,7 +127,8 @@ def fresh_copy(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "configfile", ["config/config.yaml", "config/paper.yaml", "config/study.yaml", TINY]
+    "configfile",
+    ["config/config.yaml", "config/paper.yaml", "config/study.yaml", "config/families.yaml", TINY],
 )
 def test_dry_run_resolves_the_whole_grid(fresh_copy, configfile):
     proc = snakemake(fresh_copy, "-n", "--configfile", configfile, timeout=300)
@@ -165,6 +183,42 @@ def test_tiny_run_writes_every_table_with_its_columns(tiny_run):
             assert (tiny_run / "results/figures" / f"{name}.{ext}").stat().st_size > 1000
     assert list((tiny_run / "logs/train_students").rglob("*.log"))
     assert list((tiny_run / "benchmarks/train_students").rglob("*.tsv"))
+
+
+TINY_FAMILIES = "tests/config/tiny_families.yaml"
+
+
+@pytest.mark.slow
+def test_every_family_trains_perturbs_and_has_memory_functions(tmp_path):
+    """A tiny run of rnn, ssm, lru, lstm and gru: their paths and tables say "none" for the
+    axes that do not apply, lstm and gru have no eigenvalue counts, lru records |lambda|,
+    and the families table has one row per kind of student."""
+    work = copy_workflow(tmp_path)
+    config = load_config(ROOT / TINY_FAMILIES)
+    snakemake(work, "--configfile", TINY_FAMILIES)
+    assert (work / "results/students/pol/lstm/none/none/none/w4/s1/model.pt").exists()
+    assert (work / "results/students/pol/ssm/diagonal/direct/tanh/w2/s1/model.pt").exists()
+    tables = work / "results/tables"
+    training = pd.read_csv(tables / "training.tsv", sep="\t", keep_default_na=False)
+    assert len(training) == expected_students(config) == 10
+    fixed = training[~training["family"].isin(AXIS_FAMILIES)]
+    assert set(fixed["family"]) == {"lru", "lstm", "gru"}
+    assert (fixed[["structure", "param", "activation"]] == "none").all().all()
+    pert = pd.read_csv(tables / "perturbation.tsv", sep="\t")
+    gated = pert[pert["family"].isin(["lstm", "gru"])]
+    assert gated["n_eig_negative"].isna().all() and gated["max_abs_lambda"].isna().all()
+    lru = pert[pert["family"] == "lru"]
+    assert (lru["n_eig_negative"] == 0).all() and (lru["max_abs_lambda"] < 1).all()
+    assert set(pert["norm"]) == {"inf", "l2"}
+    fits = pd.read_csv(tables / "memory_fit.tsv", sep="\t")
+    assert set(fits.loc[fits["kind"] == "student", "family"]) == set(families(config))
+    table = pd.read_csv(tables / "families.tsv", sep="\t", keep_default_na=False)
+    models = {"diagonal RNN", "state-space model", "linear recurrent unit", "LSTM", "GRU"}
+    assert set(table["model"]) == models
+    assert set(table["pol_verdict"]) <= {"stable", "unstable", "unclear"}
+    claims = pd.read_csv(tables / "claims.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert (claims["claim"] == "F").sum() == 5
+    assert (work / "results/figures/perturbation_pol.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
@@ -298,6 +352,7 @@ BAD_CONFIGS = [
     ("targets.pol.kernel_params", {"s": 0.1, "p": 0.0}, "targets.pol.kernel_params.p"),
     ("memory.fit_from", 10000, "memory.fit_from"),
     ("targets.pol.T", 400, "train.pack_by"),  # one pack would hold two horizons
+    ("students.families", ["rnn", "transformer"], "transformer"),
 ]
 
 

@@ -67,18 +67,35 @@ def check_config(config):
 check_config(config)
 
 TARGETS = list(config["targets"])
+FAMILIES = config["students"]["families"]
 STRUCTURES = config["students"]["structures"]
 PARAMS = config["students"]["parameterisations"]
 ACTIVATIONS = config["students"]["activations"]
 WIDTHS = sorted(config["students"]["widths"])
 SEEDS = config["seeds"]
+# method §6: lru, lstm and gru have no structure, parameterisation or activation; their
+# paths and tables say "none" there. Each group of families gets its own pack rules (a
+# pack's members, hence a rule's outputs, differ with the axes that apply).
+NONE = "none"
+FAMILY_GROUPS = {
+    group: [f for f in FAMILIES if (f in ("rnn", "ssm")) == (group == "axes")]
+    for group in ("axes", "fixed")
+}
+FAMILY_GROUPS = {group: fams for group, fams in FAMILY_GROUPS.items() if fams}
+RULE_SUFFIX = {"axes": "", "fixed": "_fixed"}
+
+
+def _choices(values, group):
+    """The values of structure, param or activation in a group of families."""
+    return values if group == "axes" else [NONE]
 
 
 wildcard_constraints:
     target="|".join(map(re.escape, TARGETS)),
-    structure="|".join(STRUCTURES),
-    param="|".join(PARAMS),
-    activation="|".join(ACTIVATIONS),
+    family="|".join(FAMILIES),
+    structure="|".join(v for g in FAMILY_GROUPS for v in _choices(STRUCTURES, g)),
+    param="|".join(v for g in FAMILY_GROUPS for v in _choices(PARAMS, g)),
+    activation="|".join(v for g in FAMILY_GROUPS for v in _choices(ACTIVATIONS, g)),
     width=r"\d+",
     seed=r"\d+",
 
@@ -86,6 +103,7 @@ wildcard_constraints:
 # The path grammar of one student, written once: one directory per grid axis, in order.
 GRAMMAR = {
     "target": "{target}",
+    "family": "{family}",
     "structure": "{structure}",
     "param": "{param}",
     "activation": "{activation}",
@@ -93,16 +111,27 @@ GRAMMAR = {
     "seed": "s{seed}",
 }
 STUDENT = "/".join(GRAMMAR.values())
-AXES = {
-    "target": TARGETS,
-    "structure": STRUCTURES,
-    "param": PARAMS,
-    "activation": ACTIVATIONS,
-    "width": WIDTHS,
-    "seed": SEEDS,
-}
+
+
+def group_of(family):
+    return "axes" if family in ("rnn", "ssm") else "fixed"
+
+
+def axes(group):
+    """Every grid axis and its values in one group of families."""
+    return {
+        "target": TARGETS,
+        "family": FAMILY_GROUPS[group],
+        "structure": _choices(STRUCTURES, group),
+        "param": _choices(PARAMS, group),
+        "activation": _choices(ACTIVATIONS, group),
+        "width": WIDTHS,
+        "seed": SEEDS,
+    }
+
+
 # packed axes: one job trains (and evaluates) every student along them as one pack
-PACK_BY = [a for a in AXES if a in config["train"]["pack_by"]]
+PACK_BY = [a for a in GRAMMAR if a in config["train"]["pack_by"]]
 # a pack job's own files (logs, benchmarks): a packed axis reads all-<axis>s
 PACK = STUDENT
 for _axis in PACK_BY:
@@ -122,30 +151,38 @@ def pack_path(folder, suffix):
 
 def student_grid():
     """Every trained student, as a dict of wildcard values, in a fixed order."""
-    return [dict(zip(AXES, values)) for values in product(*AXES.values())]
+    return [
+        dict(zip(GRAMMAR, values))
+        for group in FAMILY_GROUPS
+        for values in product(*axes(group).values())
+    ]
 
 
 def student_files(pattern):
     return [pattern.format(**s) for s in student_grid()]
 
 
-def pack_members():
+def pack_members(group):
     """The packed axes' values of each member of a pack, in a fixed order."""
-    return [dict(zip(PACK_BY, v)) for v in product(*(AXES[a] for a in PACK_BY))]
+    values = axes(group)
+    return [dict(zip(PACK_BY, v)) for v in product(*(values[a] for a in PACK_BY))]
 
 
-def pack_outputs(stage, suffix="", file=""):
+def pack_outputs(stage, group, suffix="", file=""):
     """Output patterns of a pack job: one per member, the other axes as wildcards."""
-    keep = {a: f"{{{a}}}" for a in AXES if a not in PACK_BY}
+    keep = {a: f"{{{a}}}" for a in GRAMMAR if a not in PACK_BY}
     path = student_path(stage, suffix, file)
-    return [path.format(**keep, **m) for m in pack_members()]
+    return [path.format(**keep, **m) for m in pack_members(group)]
 
 
 def members(wildcards):
     """Every student of the pack named by ``wildcards``, as complete dicts of axis values
     in the grammar's order."""
-    fixed = {a: wildcards[a] for a in AXES if a not in PACK_BY}
-    return [{a: str((fixed | m)[a]) for a in AXES} for m in pack_members()]
+    fixed = {
+        a: wildcards[a] for a in GRAMMAR if a not in PACK_BY
+    }  # family is never packed
+    packed = pack_members(group_of(wildcards["family"]))
+    return [{a: str((fixed | m)[a]) for a in GRAMMAR} for m in packed]
 
 
 def pack_targets(wildcards):
@@ -183,6 +220,7 @@ def student_config(wildcards):
     parameterisation comes with its axis values."""
     students = config["students"]
     return {
+        "family": wildcards.family,
         "width": int(wildcards.width),
         "structure": wildcards.structure,
         "activation": wildcards.activation,
@@ -228,7 +266,7 @@ FIGURES = [
     "sensitivity",
 ]
 TABLES = ["training", "history", "perturbation", "stability_radius", "crossings"]
-TABLES += ["memory", "memory_fit", "claims", "slopes"]
+TABLES += ["memory", "memory_fit", "claims", "slopes", "families"]
 
 
 def figure_names():

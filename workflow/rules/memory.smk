@@ -18,24 +18,30 @@ rule estimate_target_memory:
         "../scripts/estimate_target_memory.py"
 
 
-rule estimate_student_memory:
-    input:
-        models=pack_files("students", file="model.pt"),
-    output:
-        memory=pack_outputs("memory/students", ".tsv"),
-        fits=pack_outputs("memory/students", "_fit.tsv"),
-    log:
-        pack_path("logs/estimate_student_memory", ".log"),
-    benchmark:
-        pack_path("benchmarks/estimate_student_memory", ".tsv")
-    conda:
-        "../../envs/torch.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=30,
-    params:
-        members=members,
-        memory=lookup(dpath="memory", within=config),
-    script:
-        "../scripts/estimate_student_memory.py"
+for _group, _families in FAMILY_GROUPS.items():
+
+    rule:
+        name:
+            f"estimate_student_memory{RULE_SUFFIX[_group]}"
+        input:
+            models=pack_files("students", file="model.pt"),
+        output:
+            memory=pack_outputs("memory/students", _group, ".tsv"),
+            fits=pack_outputs("memory/students", _group, "_fit.tsv"),
+        log:
+            pack_path("logs/estimate_student_memory", ".log"),
+        benchmark:
+            pack_path("benchmarks/estimate_student_memory", ".tsv")
+        wildcard_constraints:
+            family="|".join(_families),
+        conda:
+            "../../envs/torch.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=30,
+        params:
+            members=members,
+            memory=lookup(dpath="memory", within=config),
+        script:
+            "../scripts/estimate_student_memory.py"

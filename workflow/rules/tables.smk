@@ -61,6 +61,7 @@ rule check_claims:
             category="Claims",
         ),
         slopes="results/tables/slopes.tsv",
+        families="results/tables/families.tsv",
     log:
         "logs/check_claims.log",
     conda:

@@ -11,6 +11,7 @@ from curse_memory.model import load_student, read_checkpoint
 from curse_memory.perturbation import beta_grid, monotone_envelope, perturbation_sweep
 from curse_memory.training import resolve_device
 
+COUNTS = ("n_diverged", "n_eig_negative", "n_eig_euler")  # eigenvalue counts: None for lstm, gru
 sm = snakemake
 torch.set_num_threads(sm.threads)
 p = sm.params.perturbation
@@ -29,10 +30,10 @@ for member, target_path, model_path, out in inputs:
         envelope = monotone_envelope([r["error"] for r in sweep])
         for r, e in zip(sweep, envelope, strict=True):
             rows.append({"norm": norm, "beta": r["beta"], "error": e, "error_max": r["error"]})
-            rows[-1] |= {k: r[k] for k in ("n_diverged", "n_eig_negative", "n_eig_euler")}
+            rows[-1] |= {k: r.get(k) for k in (*COUNTS, "max_abs_lambda")}
         print(f"{model_path} {norm}: E(0)={envelope[0]:.3e} E(max)={envelope[-1]:.3e}",
               file=sys.stderr)  # fmt: skip
-    keys = {k: member[k] for k in ("target", "structure", "param", "activation")}
+    keys = {k: member[k] for k in ("target", "family", "structure", "param", "activation")}
     keys |= {"width": int(member["width"]), "seed": int(member["seed"])}
     zero_error = float(data["y_test"].double().pow(2).mean())  # the zero predictor's test MSE
     table = pd.DataFrame(rows).assign(

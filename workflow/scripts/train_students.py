@@ -17,7 +17,7 @@ sm = snakemake
 torch.set_num_threads(sm.threads)
 members = sm.params.members
 configs = [StudentConfig(**sm.params.student, parameterisation=m["param"]) for m in members]
-names = ["/".join(f"{k}={m[k]}" for k in ("target", "param", "seed")) for m in members]
+names = ["/".join(f"{k}={m[k]}" for k in ("target", "family", "param", "seed")) for m in members]
 targets = [None] * len(members)
 for i, path in enumerate(sm.input.previous):  # each member's narrower student (a DAG edge)
     with open(path) as f:

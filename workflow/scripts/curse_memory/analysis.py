@@ -22,8 +22,9 @@ from .perturbation import (
     monotone_envelope,
     stability_radius,
 )
+from .tables import with_family
 
-KEYS = ["target", "structure", "param", "activation"]  # one student family
+KEYS = ["target", "family", "structure", "param", "activation"]  # one kind of student
 MODEL = [*KEYS, "width", "seed"]  # one trained student
 
 
@@ -49,7 +50,7 @@ def radius_table(perturbation: pd.DataFrame) -> pd.DataFrame:
             "error, one value per student) next to 'tau'; the perturbation tables have only "
             f"{list(perturbation.columns)}: re-run the perturbation evaluation"
         )
-    rows = []
+    rows, perturbation = [], with_family(perturbation)
     for key, g in perturbation.groupby([*MODEL, "norm"], sort=True):
         g = g.sort_values("beta")
         tau = float(g["tau"].iloc[0])
@@ -57,8 +58,12 @@ def radius_table(perturbation: pd.DataFrame) -> pd.DataFrame:
         past = g[g["error"] > tau].head(1)
         rows.append(dict(zip([*MODEL, "norm"], key, strict=True)) | {"tau": tau})
         rows[-1] |= {"beta_star": beta_star, "censored": censored}
-        for cause in ("eig_negative", "eig_euler"):
-            rows[-1][f"blowup_{cause}"] = int(past[f"n_{cause}"].sum()) if len(past) else 0
+        for cause in ("eig_negative", "eig_euler"):  # NaN where the family has no eigenvalues
+            counts = pd.to_numeric(past[f"n_{cause}"], errors="coerce") if len(past) else None
+            no_eig = g[f"n_{cause}"].isna().all()
+            rows[-1][f"blowup_{cause}"] = (
+                math.nan if no_eig else int(counts.sum()) if counts is not None else 0
+            )
         lost_tau = float(g["lost_tau"].iloc[0])
         envelope = monotone_envelope(g["error"])
         beta_lost, lost_censored = approximation_lost_radius(g["beta"], envelope, lost_tau)
@@ -68,7 +73,7 @@ def radius_table(perturbation: pd.DataFrame) -> pd.DataFrame:
 
 def crossing_table(perturbation: pd.DataFrame) -> pd.DataFrame:
     """Crossing points of successive widths m < m' within each family, seed and norm."""
-    rows = []
+    rows, perturbation = [], with_family(perturbation)
     for key, g in perturbation.groupby([*KEYS, "seed", "norm"], sort=True):
         curves = {w: c.sort_values("beta") for w, c in g.groupby("width")}
         widths = sorted(curves)
@@ -118,6 +123,7 @@ def slope_table(radius: pd.DataFrame, crossings: pd.DataFrame, beta_max: float) 
     known to lie beyond the grid: it enters the fit at ``beta_max``, a lower bound, and is
     counted in ``n_censored``. Crossings of non-monotone pairs mean nothing and are dropped.
     """
+    radius, crossings = with_family(radius), with_family(crossings)
     radii = [
         radius.assign(
             measure=measure,
@@ -144,7 +150,8 @@ def slope_table(radius: pd.DataFrame, crossings: pd.DataFrame, beta_max: float) 
 # ---------------------------------------------------------------------------- claims
 CLAIM_COLUMNS = ["claim", "setting", "measure", "expected", "measured", "holds"]
 # claims.radius: which radius claims 2b, 3 and 5b use per activation (bounded ones never blow up)
-DEFAULT_RADIUS = {"linear": "blowup", "tanh": "lost", "hardtanh": "lost"}
+# ("none": lru, lstm and gru, which have no activation axis and never blow up)
+DEFAULT_RADIUS = {"linear": "blowup", "tanh": "lost", "hardtanh": "lost", "none": "lost"}
 RADIUS_NAME = {"blowup": "blow-up radius", "lost": "approximation-lost radius"}
 RADIUS_SYMBOL = {"blowup": "beta*", "lost": "beta_lost"}
 STABLE_PARAMS = ["exp", "softplus", "best"]
@@ -179,17 +186,19 @@ class ClaimContext:
     roles: dict[str, str] = field(init=False)
 
     def __post_init__(self):
+        for name in ("training", "radius", "crossings", "slopes", "memory_fit"):
+            setattr(self, name, with_family(getattr(self, name)))
         self.roles = {name: target_role(spec) for name, spec in self.specs.items()}
 
     def targets(self, role: str) -> list[str]:
         return [t for t, r in self.roles.items() if r == role]
 
     def families(self, target: str, params: list[str] | None = None):
-        """The slopes of ``target``, grouped by (structure, param, activation)."""
+        """The slopes of ``target``, grouped by (family, structure, param, activation)."""
         sub = self.slopes[self.slopes["target"] == target]
         if params is not None:
             sub = sub[sub["param"].isin(params)]
-        return sub.groupby(["structure", "param", "activation"], sort=True)
+        return sub.groupby(KEYS[1:], sort=True)
 
     def radius_measure(self, activation: str) -> str:
         """The radius ("blowup" or "lost") the claims use for ``activation``."""
@@ -227,9 +236,19 @@ def _slope_text(row: pd.Series) -> str:
     return f"slope {_fmt(row.slope)}{ci}, n={row.n}, censored={row.n_censored}"
 
 
+def _measure_row(slopes: pd.DataFrame, measure: str) -> pd.Series:
+    """The slope row of one measure; without one (e.g. every crossing pair not width-
+    monotone) a row with no slope and nothing measured."""
+    rows = slopes[slopes["measure"] == measure]
+    if len(rows):
+        return rows.iloc[0]
+    empty = {"slope": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0}
+    return pd.Series({"measure": measure, **empty, "n_censored": 0})
+
+
 def _flat(row: pd.Series, threshold: float) -> bool:
     """'Does not shrink': slope >= threshold, or its CI includes 0, or all censored."""
-    if row.n_censored == row.n:
+    if row.n and row.n_censored == row.n:
         return True
     if not np.isfinite(row.slope):
         return False
@@ -269,22 +288,28 @@ def _radius_ratio(
     return (pick(num) / pick(den)).dropna()
 
 
-def _family(target: str, structure: str, param: str, act: str) -> tuple[dict, str]:
-    fam = {"target": target, "structure": structure, "param": param, "activation": act}
-    return fam, f"{target}/{structure}/{param}/{act}"
+def _family(target: str, *kind: str) -> tuple[dict, str]:
+    """The selection {target, family, structure, param, activation} and its label."""
+    fam = dict(zip(KEYS, (target, *kind), strict=True))
+    return fam, _label(fam)
+
+
+def _label(fam: dict) -> str:
+    """target/family/structure/param/activation, without the axes that read "none"."""
+    return "/".join(str(fam[k]) for k in KEYS if k in fam and fam[k] != "none")
 
 
 # -- rows shared by several claims
 def _stable_rows(ctx: ClaimContext, claim: str, target: str) -> list[dict]:
     """Every family of ``target``: no stability measure shrinks with m."""
     flat, rows = ctx.thresholds["flat_slope"], []
-    for (structure, param, act), g in ctx.families(target):
+    for kind, g in ctx.families(target):
         for measure in (*RADII, "crossing"):
-            row = g[g["measure"] == measure].iloc[0]
+            row = _measure_row(g, measure)
             rows.append(
                 _row(
                     claim,
-                    f"{target}/{structure}/{param}/{act} {measure}",
+                    f"{_family(target, *kind)[1]} {measure}",
                     measure,
                     f"{measure} radius does not shrink with m (slope >= {flat} or CI has 0)",
                     _slope_text(row),
@@ -326,12 +351,12 @@ def _curse_rows(ctx: ClaimContext, claim: str, target: str) -> list[dict]:
     """The direct families of ``target``: (2a: loss falls,) {claim}b: radius well below
     the exp target's, {claim}c: crossings shrink."""
     shrink, rows = ctx.thresholds["shrink_slope"], []
-    for (structure, param, act), g in ctx.families(target, ["direct"]):
-        fam, setting = _family(target, structure, param, act)
+    for kind, g in ctx.families(target, ["direct"]):
+        fam, setting = _family(target, *kind)
         if claim == "2":
             rows.append(_loss_falls(ctx, fam, setting))
         rows.append(_radius_below_exp(ctx, f"{claim}b", fam, setting))
-        row = g[g["measure"] == "crossing"].iloc[0]
+        row = _measure_row(g, "crossing")
         rows.append(
             _row(
                 f"{claim}c",
@@ -399,10 +424,10 @@ def claim_3(ctx: ClaimContext) -> list[dict]:
     """
     flat, rows = ctx.thresholds["flat_slope"], []
     for target in ctx.targets("pol"):
-        for (structure, param, act), g in ctx.families(target, STABLE_PARAMS):
-            fam, setting = _family(target, structure, param, act)
+        for kind, g in ctx.families(target, STABLE_PARAMS):
+            fam, setting = _family(target, *kind)
             rows.append(_radius_later_than_direct(ctx, fam, setting))
-            row = g[g["measure"] == "crossing"].iloc[0]
+            row = _measure_row(g, "crossing")
             expected = f"crossings do not shrink (slope >= {flat} or CI has 0)"
             measured, ok = _slope_text(row), _flat(row, flat)
             rows.append(_row("3", f"{setting} crossing", "crossing", expected, measured, ok))
@@ -417,14 +442,14 @@ def claim_4(ctx: ClaimContext) -> list[dict]:
     family, with the students whose A has a zero eigenvalue (a dead relu unit); per target
     the verdict and both fit qualities.
     """
-    students = ctx.memory_fit[ctx.memory_fit["kind"] == "student"]
-    eig = ctx.training[[*MODEL, "min_eig"]]
+    students = with_family(ctx.memory_fit[ctx.memory_fit["kind"] == "student"])
+    eig = with_family(ctx.training)[[*MODEL, "min_eig"]].assign(known=True)
     students = students.astype({"width": int, "seed": int}).merge(eig, on=MODEL, how="left")
-    if students["min_eig"].isna().any():
+    if students["known"].isna().any():
         raise ValueError("memory_fit.tsv has students that training.tsv does not know")
     rows = []
-    for family, g in students.groupby(KEYS, sort=True):
-        family = "/".join(family)
+    for key, g in students.groupby(KEYS, sort=True):
+        family = _label(dict(zip(KEYS, key, strict=True)))
         n_exp = int((g["decay"] == "exponential").sum())
         verdicts = g.loc[g["decay"] != "exponential", "decay"].value_counts()
         zero = int((g["min_eig"] <= 0).sum())
@@ -479,12 +504,111 @@ def claim_grid(ctx: ClaimContext) -> list[dict]:
     return [_row("grid", setting, "grid", expected, measured, share <= EDGE_SHARE)]
 
 
+# -- claim F: the reference's table of model families (method §6)
+# its verdicts (exp target, pol target) per row; lstm and gru are not in it
+REFERENCE_TABLE = {
+    "diagonal RNN": ("stable", "unstable"),
+    "vanilla RNN": ("stable", "unstable"),
+    "state-space model": ("stable", "unstable"),
+    "linear recurrent unit": ("stable", "unstable"),
+    "stable reparameterisation": ("stable", "stable"),
+}
+FAMILY_NAMES = {"ssm": "state-space model", "lru": "linear recurrent unit"}
+FAMILY_NAMES |= {"lstm": "LSTM", "gru": "GRU"}
+
+
+def reference_row(family: str, structure: str, param: str) -> str:
+    """The row of the reference's table a kind of student belongs to (or its own name)."""
+    if param in STABLE_PARAMS:
+        return "stable reparameterisation"
+    if family == "rnn":
+        return "diagonal RNN" if structure == "diagonal" else "vanilla RNN"
+    return FAMILY_NAMES.get(family, family)
+
+
+def family_cells(ctx: ClaimContext) -> pd.DataFrame:
+    """One cell of the families table per kind of student and exp/pol target: "unstable"
+    when the radius the claims use for its activation (claims.radius) or the crossings
+    shrink with m (slope <= shrink_slope, CI below 0), "stable" when both do not shrink
+    (slope >= flat_slope or CI has 0, as claim 1), else "unclear"; the reference's verdict
+    beside it (none for lstm and gru)."""
+    shrink, flat, rows = ctx.thresholds["shrink_slope"], ctx.thresholds["flat_slope"], []
+    for column, role in enumerate(("exp", "pol")):
+        for target in ctx.targets(role):
+            for kind, g in ctx.families(target):
+                family, structure, param, act = kind
+                measure = ctx.radius_measure(act)
+                radius = _measure_row(g, measure)
+                cross = _measure_row(g, "crossing")
+                if _shrinks(radius, shrink) or _shrinks(cross, shrink):
+                    verdict = "unstable"
+                elif _flat(radius, flat) and _flat(cross, flat):
+                    verdict = "stable"
+                else:
+                    verdict = "unclear"
+                name = reference_row(family, structure, param)
+                reference = REFERENCE_TABLE.get(name)
+                rows.append(
+                    {"model": name, "role": role, "target": target}
+                    | dict(zip(KEYS[1:], kind, strict=True))
+                    | {"verdict": verdict, "reference": reference[column] if reference else ""}
+                    | {"measure": measure, "radius_slope": _slope_text(radius)}
+                    | {"crossing_slope": _slope_text(cross)}
+                )
+    return pd.DataFrame(rows)
+
+
+def claim_families(ctx: ClaimContext) -> list[dict]:
+    """Claim F, the reference's table of model families: each kind of student is stable on
+    the exp target and unstable on the pol target, a stable reparameterisation stable on
+    both (``family_cells``); lstm and gru are measured, not in the reference ("n/a")."""
+    rows = []
+    for _, cell in family_cells(ctx).iterrows():
+        fam = {"target": cell["target"]} | {k: cell[k] for k in KEYS[1:]}
+        expected = cell["reference"] or "not in the reference's table"
+        measured = (
+            f"{cell['verdict']}: {RADIUS_SYMBOL[cell['measure']]} {cell['radius_slope']}; "
+            f"crossing {cell['crossing_slope']}"
+        )
+        holds = cell["verdict"] == cell["reference"] if cell["reference"] else "n/a"
+        setting = f"{cell['model']}: {_label(fam)}"
+        rows.append(_row("F", setting, cell["measure"], expected, measured, holds))
+    return rows
+
+
+def families_table(claims: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """The reference's table rebuilt from measurements: one row per kind of student, the
+    verdict per target role with the slopes behind it, the reference's verdict, and the
+    claim-4 memory verdict of its students."""
+    memory = claims[(claims["claim"] == "4") & claims["setting"].str.endswith(" students")]
+    names = memory["setting"].str.removesuffix(" students")
+    memory = dict(zip(names, memory["measured"], strict=True))
+    rows = []
+    for kind, g in cells.groupby(["model", *KEYS[1:]], sort=False):
+        row = dict(zip(["model", *KEYS[1:]], kind, strict=True))
+        for _, cell in g.iterrows():
+            role = cell["role"]
+            row[f"{role}_verdict"] = cell["verdict"]
+            row[f"{role}_reference"] = cell["reference"]
+            row[f"{role}_radius"] = f"{cell['measure']}: {cell['radius_slope']}"
+            row[f"{role}_crossing"] = cell["crossing_slope"]
+        labels = [
+            _label({"target": t} | dict(zip(KEYS[1:], kind[1:], strict=True))) for t in g["target"]
+        ]
+        row["memory"] = "; ".join(f"{t}: {memory[t]}" for t in labels if t in memory)
+        rows.append(row)
+    order = [*REFERENCE_TABLE, *FAMILY_NAMES.values()]  # the reference's rows first
+    rows.sort(key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
+    return pd.DataFrame(rows)
+
+
 CLAIMS: list[Callable[[ClaimContext], list[dict]]] = [
     claim_1,
     claim_2,
     claim_3,
     claim_4,
     claim_5,
+    claim_families,
     claim_grid,
 ]
 
@@ -507,6 +631,18 @@ def claims_table(
     ``beta_min`` the "grid" claim is n/a). ``holds`` is "true", "false", or "n/a" where the
     config has no setting to test it on.
     """
+    ctx, all_slopes = context(
+        training, radius, crossings, memory_fit, specs, thresholds, beta_max, beta_min
+    )
+    rows = [row for claim in CLAIMS for row in claim(ctx)]
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS), all_slopes
+
+
+def context(
+    training, radius, crossings, memory_fit, specs, thresholds, beta_max, beta_min=None
+) -> tuple[ClaimContext, pd.DataFrame]:
+    """The claims' context (first norm) and the slopes of every norm."""
+    radius, crossings = with_family(radius), with_family(crossings)
     all_slopes = slope_table(radius, crossings, beta_max)  # every norm, for the sensitivity
     norm = radius["norm"].iloc[0]
     ctx = ClaimContext(
@@ -520,5 +656,4 @@ def claims_table(
         beta_max=beta_max,
         beta_min=beta_min,
     )
-    rows = [row for claim in CLAIMS for row in claim(ctx)]
-    return pd.DataFrame(rows, columns=CLAIM_COLUMNS), all_slopes
+    return ctx, all_slopes

@@ -129,6 +129,36 @@ def _style_label(key: tuple[str, str], keys: Sequence[tuple[str, str]]) -> str:
     return key[1] if len({k[0] for k in keys}) == 1 else f"{key[0]} · {key[1]}"
 
 
+def fold_family(df: pd.DataFrame) -> pd.DataFrame:
+    """A result table with the model family joined to the structure label ("ssm diagonal";
+    "lstm" for the families without a structure), so that every figure tells families
+    apart; a table of rnn students only is returned as it is."""
+    if "family" not in df or (df["family"] == "rnn").all():
+        return df
+    df = df.copy()
+    pairs = zip(df["family"], df["structure"], strict=True)
+    df["structure"] = [f if s == "none" else f"{f} {s}" for f, s in pairs]
+    return df
+
+
+def tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """``clean``, then ``fold_family``: how every figure reads a result table."""
+    return fold_family(clean(df))
+
+
+def _one_label(df: pd.DataFrame) -> pd.DataFrame:
+    """Kinds with and without a parameterisation and activation (rnn next to lstm): the
+    whole kind in the structure label, one panel each (no empty panels for the axes an
+    lstm does not have)."""
+    if "param" not in df or not ((df["param"] == "none").any() and (df["param"] != "none").any()):
+        return df
+    df = df.copy()
+    parts = zip(df["structure"], df["param"], df["activation"], strict=True)
+    df["structure"] = [" ".join(p for p in kind if p != "none") for kind in parts]
+    df["param"], df["activation"] = "", ""
+    return df
+
+
 def _no_data(ax: plt.Axes, text: str = "no data") -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.5")
 
@@ -368,12 +398,12 @@ def perturbation(
     than half did) as dots on the wider model's curve; the approximation-lost threshold
     (dashed) when the table has a ``lost_tau`` column."""
     apply_style()
-    df = _select(clean(perturbation_df), target=target)
+    df = _one_label(_select(tidy(perturbation_df), target=target))
     norm = pick_norm(df, norm)
     df = _select(df, norm=norm)
     if df.empty:
         return _empty_figure(f"target {target}: no perturbation data")
-    cr = _select(clean(crossings_df), target=target, norm=norm)
+    cr = _one_label(_select(tidy(crossings_df), target=target, norm=norm))
     rows, cols = _facets(df)
     several = df["structure"].nunique() > 1
     widths = sorted(df["width"].unique())
@@ -402,8 +432,9 @@ def perturbation(
         marks = _crossing_marks(_select(cr, **eq))
         curves = _seed_curves(sub) if len(sub) else sub
         _perturbation_panel(ax, curves, marks, colors, band, x0s, lost_tau)
-        title = f"{eq['param']} / {eq['activation']}"
-        ax.set_title(f"{eq['structure']} · {title}" if several else title)
+        title = " / ".join(v for v in (eq["param"], eq["activation"]) if v)
+        title = " · ".join(v for v in (eq["structure"] if several else "", title) if v)
+        ax.set_title(title)
         if j == 0:
             ax.set_ylabel(r"$E_m(\beta)$")
         if i == len(rows) - 1:
@@ -584,7 +615,7 @@ def stability_radius(
     crossing, no blow-up, approximation never lost on the grid) at the grid maximum
     (dotted) as open ^; a radius of 0 on a "0" tick at the bottom."""
     apply_style()
-    rad, cr, pert = clean(radius_df), clean(crossings_df), clean(perturbation_df)
+    rad, cr, pert = tidy(radius_df), tidy(crossings_df), tidy(perturbation_df)
     norm = pick_norm(rad if not rad.empty else cr, norm)
     rad, cr = _select(rad, norm=norm), _select(cr, norm=norm)
     targets = ordered([*rad.get("target", []), *cr.get("target", [])], TARGET_ORDER)
@@ -672,7 +703,7 @@ def student_memory(memory_df: pd.DataFrame) -> plt.Figure:
     """Students' memory functions (thin, hue = parameterisation, line = activation) against
     their target's (thick black), one log-log panel per target."""
     apply_style()
-    df = clean(memory_df)
+    df = tidy(memory_df)
     stu = df[df["kind"] == "student"] if "kind" in df else df.iloc[:0]
     if stu.empty:
         return _empty_figure("student memory functions: no data")
@@ -774,7 +805,7 @@ def training(history_df: pd.DataFrame, training_df: pd.DataFrame) -> plt.Figure:
     line = activation, first seed only. Bottom: final test loss vs width (log-log) per
     target, median over seeds with min-max bars."""
     apply_style()
-    hist, train = clean(history_df), clean(training_df)
+    hist, train = tidy(history_df), tidy(training_df)
     if hist.empty and train.empty:
         return _empty_figure("training: no data")
     both = pd.concat([hist, train], ignore_index=True)
@@ -805,7 +836,7 @@ def sensitivity(slopes_df: pd.DataFrame) -> plt.Figure:
     per target / structure / norm / activation, hue = parameterisation: how the curse's
     signature (a negative crossing slope on pol with direct) depends on each confounder."""
     apply_style()
-    df = clean(slopes_df)
+    df = tidy(slopes_df)
     if df.empty:
         return _empty_figure("sensitivity: no data")
     df["setting"] = df["target"] + " · " + df["structure"] + " · " + df["norm"] + " · "

@@ -9,6 +9,7 @@ import pandas as pd
 
 STR_COLUMNS = (
     "target",
+    "family",
     "structure",
     "param",
     "activation",
@@ -23,11 +24,20 @@ STR_COLUMNS = (
 BOOL_COLUMNS = ("censored", "lost_censored", "monotone_ok")
 
 
-def clean(df: pd.DataFrame) -> pd.DataFrame:
-    """Normalise a result table: label columns as str (a column holding only the norm
-    "inf" is parsed as a float by pandas), booleans as bool, numbers stored as text as
-    numbers (other columns are left alone)."""
+def with_family(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df``; a student table written before the family axis (a structure
+    column, no family) gets family "rnn", the only family there was."""
     df = df.copy()
+    if "structure" in df.columns and "family" not in df.columns:
+        df.insert(int(df.columns.get_loc("structure")), "family", "rnn")
+    return df
+
+
+def clean(df: pd.DataFrame) -> pd.DataFrame:
+    """Normalise a result table: ``with_family``, label columns as str (a column holding
+    only the norm "inf" is parsed as a float by pandas), booleans as bool, numbers stored as text as
+    numbers (other columns are left alone)."""
+    df = with_family(df)
     for col in df.columns:
         if col in STR_COLUMNS:
             df[col] = ["inf" if isinstance(v, float) and math.isinf(v) else str(v) for v in df[col]]
