@@ -329,7 +329,7 @@ def test_profile_declares_executor_resources_and_status_command():
     assert isinstance(profile["jobs"], int) and profile["jobs"] > 0
     for key in ("slurm_partition", "mem_mb", "runtime", "cpus_per_task"):
         assert key in profile["default-resources"], key
-    for rule in ("train_students", "evaluate_perturbation"):
+    for rule in ("train_students", "evaluate_perturbation", "train_students_fixed"):
         assert {"runtime", "mem_mb"} <= set(profile["set-resources"][rule]), rule
     assert profile["slurm-status-command"] in {"sacct", "squeue"}
     assert re.search(r"^\s*#\s*gpu: 1\s*$", text, re.MULTILINE), "GPU example missing"
