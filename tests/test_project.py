@@ -137,6 +137,7 @@ def test_grid_names_agree_between_the_schema_the_model_and_the_figures():
     ):
         assert students[key]["items"]["enum"] == list(names) == list(order), key
     assert set(plotting.PARAM_COLORS) == set(model.PARAMETERISATIONS)
+    assert students["families"]["items"]["enum"] == list(model.FAMILIES)
 
 
 def test_plot_rules_of_the_makefile_are_the_rules_of_figures_smk():

@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 # the shared package's torch-free checks (the rule scripts import the rest of it)
 sys.path.insert(0, os.path.join(workflow.current_basedir, "..", "scripts"))
-from curse_memory.checks import best_reach_problem, eig_init_problem
+from curse_memory.checks import AXES_APPLY, best_reach_problem, eig_init_problem
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -78,7 +78,7 @@ SEEDS = config["seeds"]
 # pack's members, hence a rule's outputs, differ with the axes that apply).
 NONE = "none"
 FAMILY_GROUPS = {
-    group: [f for f in FAMILIES if (f in ("rnn", "ssm")) == (group == "axes")]
+    group: [f for f in FAMILIES if AXES_APPLY[f] == (group == "axes")]
     for group in ("axes", "fixed")
 }
 FAMILY_GROUPS = {group: fams for group, fams in FAMILY_GROUPS.items() if fams}
@@ -114,7 +114,7 @@ STUDENT = "/".join(GRAMMAR.values())
 
 
 def group_of(family):
-    return "axes" if family in ("rnn", "ssm") else "fixed"
+    return "axes" if AXES_APPLY[family] else "fixed"
 
 
 def axes(group):

@@ -4,6 +4,11 @@ Snakefile can import them cheaply."""
 
 from __future__ import annotations
 
+# method §6: the model families, and whether structure, parameterisation and activation
+# apply to each (where they do not, paths, tables and configs read "none")
+FAMILIES = ("rnn", "ssm", "lru", "lstm", "gru")
+AXES_APPLY = {"rnn": True, "ssm": True, "lru": False, "lstm": False, "gru": False}
+
 
 def eig_init_problem(lo: float, hi: float, dt: float) -> str | None:
     """Why U[lo, hi] is not a valid initial eigenvalue range at step dt, or None."""

@@ -27,13 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import best_reach_problem, eig_init_problem
+from .checks import AXES_APPLY, FAMILIES, best_reach_problem, eig_init_problem
 
-FAMILIES = ("rnn", "ssm", "lru", "lstm", "gru")
-# whether structure, parameterisation and activation apply to a family; where they do not,
-# the three fields of its StudentConfig read NO_AXIS
-AXES_APPLY = {"rnn": True, "ssm": True, "lru": False, "lstm": False, "gru": False}
-FAMILY_AXES = AXES_APPLY
+# where AXES_APPLY is False, the three fields of a StudentConfig read NO_AXIS
 AXES = ("structure", "parameterisation", "activation")
 NO_AXIS = "none"
 GATES = {"lstm": 4, "gru": 3}  # gate blocks of the gated cells (torch's row layout)
@@ -440,7 +436,7 @@ def impulse_response(
     With M = I - dt A, Kx_j = dt c M^j U and Kb_j = dt c M^j b.
     Returns Kx ([r,] T, o, d) and Kb ([r,] T, o). rnn, and ssm with linear activation.
     """
-    if cfg.family not in ("rnn", "ssm") or (cfg.family == "ssm" and cfg.activation != "linear"):
+    if not cfg.has_axes or (cfg.family == "ssm" and cfg.activation != "linear"):
         raise ValueError(f"no impulse response for family {cfg.family!r} ({cfg.activation})")
     U, bias, c = params["U"], params["b"], params["c"]
     B = torch.cat([U, bias.unsqueeze(-1)], dim=-1)  # ([r,] m, d+1)
