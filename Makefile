@@ -17,7 +17,7 @@ PLOT_RULES += plot_training plot_sensitivity
 # unit tests of the shared module (no workflow run, no SLURM)
 UNIT_TESTS := tests/test_model.py tests/test_targets.py tests/test_memory.py
 UNIT_TESTS += tests/test_perturbation.py tests/test_analysis.py tests/test_plotting.py
-UNIT_TESTS += $(wildcard tests/test_training.py)
+UNIT_TESTS += tests/test_training.py tests/test_families.py
 # what the default run (WORKDIR = .) writes; the study's, the paper's and any other
 # results/<name> working directories are left alone
 DEFAULT_OUTPUTS := results/targets results/students results/perturbation results/memory
