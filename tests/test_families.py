@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_memory import diagonal_linear_memory
 
 from curse_memory import model as model_module
 from curse_memory.memory import memory_function
@@ -205,13 +206,7 @@ def test_linear_diagonal_ssm_memory_closed_form(fast_linear):
     amplitudes = [0.1, 1.0, 3.0, 100.0]
     t, mem = memory_function(lambda x: model(torch.as_tensor(x)).numpy(), T, 1, cfg.dt, amplitudes)
     decay = 1.0 - cfg.dt * model.eigenvalues().numpy()
-    U, b, c = model.U.numpy()[:, 0], model.b.numpy(), model.c.numpy()[0]
-    k = np.arange(T - 1)[:, None]
-    expected = np.zeros(T - 1)
-    for a in amplitudes:
-        for s in (a, -a):
-            value = np.abs((c * decay ** (k + 1) * (U * s + b)).sum(axis=1)) / (a + 1)
-            expected = np.maximum(expected, value)
+    expected = diagonal_linear_memory(model, decay, T, amplitudes)
     np.testing.assert_allclose(mem, expected, rtol=0, atol=1e-8)
     assert expected.max() > 1e-2
 

@@ -62,15 +62,8 @@ def test_linear_diagonal_student_memory_closed_form(fast_linear):
     fn = lambda x: model(torch.as_tensor(x)).numpy()
     t, mem = memory_function(fn, T, 1, cfg.dt, amplitudes)
 
-    a = model.eigenvalues().numpy()
-    decay = 1.0 - cfg.dt * a
-    U, b, c = model.U.numpy()[:, 0], model.b.numpy(), model.c.numpy()[0]
-    k = np.arange(T - 1)[:, None]  # Mhat(t_k) uses y_{k+1} - y_k
-    expected = np.zeros(T - 1)
-    for x in amplitudes:
-        for s in (x, -x):
-            value = np.abs((c * decay ** (k + 1) * (U * s + b)).sum(axis=1)) / (x + 1)
-            expected = np.maximum(expected, value)
+    decay = 1.0 - cfg.dt * model.eigenvalues().numpy()
+    expected = diagonal_linear_memory(model, decay, T, amplitudes)
     np.testing.assert_allclose(mem, expected, rtol=0, atol=1e-8)
     assert expected.max() > 1e-2  # the comparison is not between two zeros
     fit = decay_fit(t, mem)
@@ -136,3 +129,16 @@ def test_stacked_students_give_each_students_own_memory_function():
 
         np.testing.assert_allclose(memory, memory_function(alone, 200, 1, 1.0, [0.1, 1, 10])[1],
                                    rtol=1e-12, atol=1e-300)  # fmt: skip
+
+
+def diagonal_linear_memory(model, decay, T: int, amplitudes) -> np.ndarray:
+    """Closed-form Mhat of a diagonal linear student (rnn or ssm) with multipliers ``decay``
+    = 1 - dt a: |c decay^(k+1) (U x + b)| / (|x| + 1), maximised over the Heaviside set."""
+    U, b, c = model.U.numpy()[:, 0], model.b.numpy(), model.c.numpy()[0]
+    k = np.arange(T - 1)[:, None]  # Mhat(t_k) uses y_{k+1} - y_k
+    expected = np.zeros(T - 1)
+    for x in amplitudes:
+        for s in (x, -x):
+            value = np.abs((c * decay ** (k + 1) * (U * s + b)).sum(axis=1)) / (x + 1)
+            expected = np.maximum(expected, value)
+    return expected
