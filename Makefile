@@ -33,7 +33,10 @@ help:  ## list the targets
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-compile -r requirements.txt
+	@# byte-compile on every core (pip compiles on one); torch ships one file that only
+	@# Python >= 3.12 can parse, which pip skips silently: exclude it by name
+	$(BIN)/python -m compileall -q -j 0 -x 'py31[2-9]_[a-z]+\.py$$' $(VENV)/lib
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create or refresh .venv with the pinned dependencies
