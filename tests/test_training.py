@@ -12,6 +12,7 @@ from curse_memory.model import StudentConfig, StudentRNN
 from curse_memory.targets import TargetSpec, make_target
 from curse_memory.training import (
     PACK_BYTES,
+    Cosine,
     Plateau,
     TrainConfig,
     pack_limit,
@@ -153,6 +154,51 @@ def test_plateau_matches_torch_reduce_lr_on_plateau():
     for loss in losses:
         sched.step(loss)
         assert math.isclose(ours.step(loss), opt.param_groups[0]["lr"])
+
+
+def test_cosine_decays_from_lr_to_min_lr_over_the_budget_whatever_the_losses():
+    c = Cosine(0.01, 1e-6, budget=200)
+    assert math.isclose(c.at(0), 0.01) and math.isclose(c.at(200), 1e-6)
+    assert math.isclose(c.at(100), (0.01 + 1e-6) / 2)
+    assert c.at(500) == c.at(200)  # past the budget: min_lr
+    lrs = [c.at(k) for k in range(201)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert c.step(1.0) == c.step(1e9) == lrs[-1]  # validation losses change nothing
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
+
+
+def test_cosine_schedule_runs_over_each_copys_own_budget_packed_or_alone():
+    """With width-monotone budgets the copies decay over different horizons (steps for one
+    without a target, monotone_steps for one chasing a target); the pack trains each as
+    it would be trained alone, and its history records the decayed learning rate."""
+    cfg = StudentConfig(width=3, activation="hardtanh", dtype="float64")
+    train = TrainConfig(
+        steps=40, monotone_steps=80, batch_size=16, eval_every=10, early_stop_patience=0,
+        schedule="cosine", log_every=1000,
+    )  # fmt: skip
+    datas, targets = [data_for(1), data_for(2, "exp")], [None, 1e-30]
+    packed = train_pack(
+        [fresh(cfg, 1), fresh(cfg, 2)],
+        datas,
+        train,
+        [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
+        target_losses=targets,
+        log=io.StringIO(),
+    )
+    for (_, history, summary), budget in zip(packed, [40, 80], strict=True):
+        assert summary["steps"] == budget
+        for row in history:
+            expect = Cosine(train.lr, train.min_lr, budget).at(row["step"])
+            assert math.isclose(row["lr"], expect, rel_tol=1e-12)
+        assert math.isclose(history[-1]["lr"], train.min_lr)
+    for seed, data, target, (model, history, _) in zip([1, 2], datas, targets, packed, strict=True):
+        one = TrainConfig(**(vars(train) | {"target_loss": target}))
+        m1, h1, _ = train_student(
+            fresh(cfg, seed), data, one, torch.Generator().manual_seed(seed), log=io.StringIO()
+        )
+        assert [r["val_loss"] for r in h1] == pytest.approx([r["val_loss"] for r in history])
+        assert rel(model.w.detach(), m1.w.detach()) <= 1e-9
 
 
 def test_reference_init_draws_raw_w_from_a_standard_normal():

@@ -353,6 +353,7 @@ BAD_CONFIGS = [
     ("memory.fit_from", 10000, "memory.fit_from"),
     ("targets.pol.T", 400, "train.pack_by"),  # one pack would hold two horizons
     ("students.families", ["rnn", "transformer"], "transformer"),
+    ("train.schedule", "linear", "schedule"),
 ]
 
 

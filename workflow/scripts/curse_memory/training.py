@@ -1,4 +1,5 @@
-"""Training a student (method §2): AdamW, clipping, plateau schedule, early stopping.
+"""Training a student (method §2): AdamW, clipping, a plateau or cosine learning-rate
+schedule, early stopping.
 
 ``target_loss`` implements the paper's width-monotone protocol: a wider student trains
 until its validation loss is at most a fraction of the narrower one's, and the summary
@@ -18,6 +19,8 @@ from torch import Tensor
 
 from .model import StudentRNN, eigenvalues, student_forward
 
+SCHEDULES = ("plateau", "cosine")
+
 
 @dataclass
 class TrainConfig:
@@ -27,6 +30,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     clip_norm: float = 0.5  # gradient-norm clipping; 0 disables
     eval_every: int = 25  # steps between validation passes (and history rows)
+    schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | cosine (to min_lr over the budget)
     plateau_patience: int = 8  # validation passes without improvement before lr *= factor
     plateau_factor: float = 0.1
     early_stop_patience: int = 20  # validation passes without improvement before stopping
@@ -42,6 +46,8 @@ class TrainConfig:
                 raise ValueError(f"{key} must be >= 1")
         if not self.lr > 0:
             raise ValueError("lr must be positive")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.monotone_steps is not None and self.monotone_steps < self.steps:
             raise ValueError("monotone_steps must be >= steps")
 
@@ -99,6 +105,10 @@ class Plateau:
         self.lr, self.factor, self.patience, self.min_lr = lr, factor, patience, min_lr
         self.best, self.bad = math.inf, 0
 
+    def at(self, step: int) -> float:
+        """Learning rate of this optimisation step: the one set by the last validation."""
+        return self.lr
+
     def step(self, loss: float) -> float:
         if loss < self.best * (1 - 1e-4):
             self.best, self.bad = loss, 0
@@ -112,13 +122,33 @@ class Plateau:
         return self.lr
 
 
+class Cosine:
+    """Cosine decay from lr at step 0 to min_lr at step ``budget`` (a copy's own budget);
+    validation losses do not change it."""
+
+    def __init__(self, lr: float, min_lr: float, budget: int):
+        self.start, self.min_lr, self.budget = lr, min(min_lr, lr), budget
+        self.lr = lr
+
+    def at(self, step: int) -> float:
+        frac = min(step, self.budget) / self.budget
+        self.lr = self.min_lr + (self.start - self.min_lr) * 0.5 * (1 + math.cos(math.pi * frac))
+        return self.lr
+
+    def step(self, loss: float) -> float:
+        return self.lr
+
+
 class Copy:
     """Book-keeping of one student of a pack: its schedule, best state and history."""
 
     def __init__(self, index: int, cfg: TrainConfig, target_loss: float | None, gen, name=""):
         self.index, self.target_loss, self.generator, self.name = index, target_loss, gen, name
         self.budget = cfg.budget(target_loss)
-        self.plateau = Plateau(cfg.lr, cfg.plateau_factor, cfg.plateau_patience, cfg.min_lr)
+        if cfg.schedule == "cosine":
+            self.schedule = Cosine(cfg.lr, cfg.min_lr, self.budget)
+        else:
+            self.schedule = Plateau(cfg.lr, cfg.plateau_factor, cfg.plateau_patience, cfg.min_lr)
         self.best_val, self.best_step, self.stale = math.inf, 0, 0
         self.best: Tensor | None = None  # flat raw parameters at the best validation loss
         self.history: list[dict] = []
@@ -126,13 +156,13 @@ class Copy:
         self.reason, self.diverged, self.steps, self.steps_done = "budget", False, 0, 0
 
     def record(self, step: int, val: float, min_eig: float, flat: Tensor) -> None:
-        """One validation pass: history row, plateau schedule, best state."""
+        """One validation pass: history row, learning-rate schedule, best state."""
         self.history.append(
             {
                 "step": step,
                 "train_loss": sum(self.running) / len(self.running),
                 "val_loss": val,
-                "lr": self.plateau.step(val),  # after the schedule's step, as torch's
+                "lr": self.schedule.step(val),  # after the schedule's step, as torch's
                 "min_eig": min_eig,
             }
         )
@@ -269,7 +299,7 @@ def train_pack(
     """Train r students as one batched model; each copy as ``train_student`` would alone.
 
     Every copy keeps its own data, initialisation (the model passed in), minibatch order
-    (its generator), AdamW moments, plateau schedule, gradient clipping, early stopping and
+    (its generator), AdamW moments, learning-rate schedule, gradient clipping, early stopping and
     width-monotone target loss. A copy that stops is dropped from the pack. A pack holds
     at most ``max_bytes`` of hidden states per step (copies x batch x width; default
     ``PACK_BYTES`` on the CPU, no limit on a GPU, where a pack of hundreds costs about
@@ -344,7 +374,7 @@ def _optimise(pack: Pack, active: list[Copy], idx: Tensor, weights, cfg, step, l
     losses[finite].sum().backward()  # copies share no parameter: separate gradients
     if cfg.clip_norm > 0:
         pack.clip_(cfg.clip_norm)
-    lr = torch.tensor([[c.plateau.lr] for c in active], dtype=pack.flat.dtype)
+    lr = torch.tensor([[c.schedule.at(step)] for c in active], dtype=pack.flat.dtype)
     pack.adamw_(lr.to(pack.flat.device), step, cfg.weight_decay)
     for c, v in zip(active, losses.tolist(), strict=True):
         c.running.append(v)
