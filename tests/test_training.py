@@ -35,6 +35,24 @@ def rel(a, b) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
 
 
+def pack_of_two(cfg: StudentConfig, train: TrainConfig, datas: list, targets: list) -> list:
+    """Seeds 1 and 2 trained as one pack."""
+    return train_pack(
+        [fresh(cfg, 1), fresh(cfg, 2)],
+        datas,
+        train,
+        [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
+        target_losses=targets,
+        log=io.StringIO(),
+    )
+
+
+def trained_alone(cfg: StudentConfig, train: TrainConfig, seed: int, data, target) -> tuple:
+    one = TrainConfig(**(vars(train) | {"target_loss": target}))
+    gen = torch.Generator().manual_seed(seed)
+    return train_student(fresh(cfg, seed), data, one, gen, log=io.StringIO())
+
+
 SLOW = pytest.mark.slow  # the full suite runs them; make test-fast keeps one per activation
 CASES = [
     ("diagonal", "direct", "tanh"),
@@ -178,14 +196,7 @@ def test_cosine_schedule_runs_over_each_copys_own_budget_packed_or_alone():
         schedule="cosine", log_every=1000,
     )  # fmt: skip
     datas, targets = [data_for(1), data_for(2, "exp")], [None, 1e-30]
-    packed = train_pack(
-        [fresh(cfg, 1), fresh(cfg, 2)],
-        datas,
-        train,
-        [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
-        target_losses=targets,
-        log=io.StringIO(),
-    )
+    packed = pack_of_two(cfg, train, datas, targets)
     for (_, history, summary), budget in zip(packed, [40, 80], strict=True):
         assert summary["steps"] == budget
         for row in history:
@@ -193,10 +204,7 @@ def test_cosine_schedule_runs_over_each_copys_own_budget_packed_or_alone():
             assert math.isclose(row["lr"], expect, rel_tol=1e-12)
         assert math.isclose(history[-1]["lr"], train.min_lr)
     for seed, data, target, (model, history, _) in zip([1, 2], datas, targets, packed, strict=True):
-        one = TrainConfig(**(vars(train) | {"target_loss": target}))
-        m1, h1, _ = train_student(
-            fresh(cfg, seed), data, one, torch.Generator().manual_seed(seed), log=io.StringIO()
-        )
+        m1, h1, _ = trained_alone(cfg, train, seed, data, target)
         assert [r["val_loss"] for r in h1] == pytest.approx([r["val_loss"] for r in history])
         assert rel(model.w.detach(), m1.w.detach()) <= 1e-9
 
@@ -219,21 +227,11 @@ def test_monotone_steps_extend_the_budget_of_copies_chasing_a_target_only():
         log_every=1000,
     )  # fmt: skip
     datas, targets = [data_for(1), data_for(2)], [None, 1e-30]
-    packed = train_pack(
-        [fresh(cfg, 1), fresh(cfg, 2)],
-        datas,
-        train,
-        [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
-        target_losses=targets,
-        log=io.StringIO(),
-    )
+    packed = pack_of_two(cfg, train, datas, targets)
     assert [s["steps"] for _, _, s in packed] == [40, 75]
     assert [r["step"] for r in packed[1][1]][-2:] == [70, 75]
     for seed, data, target, (model, history, _) in zip([1, 2], datas, targets, packed, strict=True):
-        one = TrainConfig(**(vars(train) | {"target_loss": target}))
-        m1, h1, _ = train_student(
-            fresh(cfg, seed), data, one, torch.Generator().manual_seed(seed), log=io.StringIO()
-        )
+        m1, h1, _ = trained_alone(cfg, train, seed, data, target)
         assert [r["step"] for r in h1] == [r["step"] for r in history]
         assert rel(model.w.detach(), m1.w.detach()) <= 1e-9
     with pytest.raises(ValueError, match="monotone_steps"):
