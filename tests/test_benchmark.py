@@ -232,13 +232,13 @@ def test_job_seconds_and_subpacks():
     assert bench.subpacks(12, 2**16, 128, 8, 8) == 2  # 8 copies per pack
     assert bench.subpacks(1, 2**16, 128, 1000, 8) == 1
     limit = bench.PACK_BYTES
-    assert limit == 2**16
+    assert limit == 2**18
     assert bench.pack_variants([1, 12, 48], 128, 14, 4) == [
-        (1, limit), (12, 12 * 128 * 14 * 4), (12, limit), (48, 48 * 128 * 14 * 4), (48, limit)
+        (1, limit), (12, limit), (48, 48 * 128 * 14 * 4), (48, limit)
     ]  # fmt: skip
-    # float64: 8 copies of width 8 fill PACK_BYTES, so 12 are split (float32 would not be)
-    assert bench.pack_variants([1, 8, 12], 128, 8, 8) == [
-        (1, limit), (8, limit), (12, 12 * 128 * 8 * 8), (12, limit)
+    # float64: 8 copies of width 32 fill PACK_BYTES, so 12 are split (float32 would not be)
+    assert bench.pack_variants([1, 8, 12], 128, 32, 8) == [
+        (1, limit), (8, limit), (12, 12 * 128 * 32 * 8), (12, limit)
     ]  # fmt: skip
     assert bench.pack_variants([12], 128, 8, 4) == [(12, limit)]
 

@@ -368,6 +368,11 @@ def student_forward(
     rec = recurrence(params, cfg, raw, maps)
     if cfg.activation == "linear" and cfg.fast_linear:  # the ssm then equals the rnn
         return _linear_convolution(params, rec, x, cfg)
+    if cfg.family == "rnn" and cfg.structure == "diagonal" and copies(params, cfg) is not None:
+        args = (params["U"], params["b"], rec, params["c"])
+        keep = torch.is_grad_enabled() and any(v.requires_grad for v in args)
+        y = DiagonalRecurrence.apply(x, *args, cfg.dt, cfg.activation, keep)
+        return y.permute(1, 2, 0, 3) + params["c0"][:, None, None, :]  # (r, b, t, o)
     act = ACTIVATIONS[cfg.activation]
     if cfg.family == "ssm":  # linear state recurrence, sigma before the readout
         states = _hidden_states(params, rec, x, cfg, ACTIVATIONS["linear"])
@@ -396,18 +401,11 @@ def _hidden_states(
 
     Returns (b, t, m) for one student, time-major (t, r, b, m) for r copies.
     """
-    U, bias = params["U"], params["b"]
-    batched = U.dim() == 3
-    xt = x.transpose(0, 1)  # (t, b, d)
-    if x.dim() == 4:  # one batch per copy: (r, b, t, d) -> (t, r, b, m), built time-major
-        xt = x.permute(2, 0, 1, 3)  # (t, r, b, d), a view
-        z = bias[None, :, None, :]
-        for j in range(x.shape[-1]):  # sum_j x_j U_j: d broadcast multiply-adds
-            z = torch.addcmul(z, xt[..., j : j + 1], U[None, :, None, :, j])
-    elif batched:  # (t, 1, b, d) @ (1, r, d, m) -> (t, r, b, m)
-        z = xt.unsqueeze(1) @ U.transpose(-1, -2).unsqueeze(0) + bias[None, :, None, :]
+    batched = params["U"].dim() == 3
+    if batched:
+        z = _input_drive(params, x)  # (t, r, b, m)
     else:
-        z = F.linear(xt, U, bias)  # (t, b, m)
+        z = F.linear(x.transpose(0, 1), params["U"], params["b"])  # (t, b, m)
     dt = cfg.dt
     zs = z.unbind(0)
     h = dt * act(zs[0])  # h_1, since h_0 = 0
@@ -426,6 +424,106 @@ def _hidden_states(
     if batched:  # time-major: each step's (r, b, m) is one contiguous block
         return torch.stack(hs)  # (t, r, b, m)
     return torch.stack(hs, dim=-2)  # (b, t, m)
+
+
+def _input_drive(params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """U x_k + b of r copies for every step, time-major and contiguous: (t, r, b, m).
+
+    x is (r, b, t, d), one batch per copy, or (b, t, d), shared. Built by d broadcast
+    multiply-adds: a batched matmul here would be t x r tiny products, and a layout that
+    follows x's (batch-major) strides would make every per-step slice strided.
+    """
+    U, bias = params["U"], params["b"]  # (r, m, d), (r, m)
+    if x.dim() == 4:
+        xt = x.permute(2, 0, 1, 3).contiguous()  # (t, r, b, d)
+    else:
+        xt = x.transpose(0, 1).contiguous().unsqueeze(1)  # (t, 1, b, d)
+    z = bias[None, :, None, :]
+    for j in range(x.shape[-1]):
+        z = torch.addcmul(z, xt[..., j : j + 1], U[None, :, None, :, j])
+    return z.contiguous()
+
+
+class DiagonalRecurrence(torch.autograd.Function):
+    """Outputs of r diagonal rnn students, with a hand-written backward pass through time.
+
+    Forward, for k = 0..T-1 from h_0 = 0:
+        u_k = U x_k + b - a h_k,   s_k = sigma(u_k),   h_{k+1} = h_k + dt s_k,   y_k = c h_{k+1}
+    with x (r, b, t, d) one batch per copy or (b, t, d) shared, U (r, m, d), b (r, m),
+    a (r, m) (the eigenvalues, f already applied), c (r, o, m); returns y (t, r, b, o).
+    ``keep=False`` (no gradient needed) does not store the activations.
+
+    Backward, with g the gradient of the loss in h_{k+1} (times dt), for k = T-1..0:
+        g += dt c^T dy_k,   dc += dy_k^T h_{k+1},   du_k = g sigma'(u_k),
+        dU += du_k x_k^T,   db += du_k,   da -= du_k h_k,   g += dt (-a) du_k
+    Every step is a handful of in-place ops on (r, b, m) blocks, with no autograd graph and
+    no (t, r, b, m) gradient: 1.5-2x faster than autograd through the same loop (``make
+    bench``). sigma'(u) comes from s, as autograd computes it: 1 - s^2 for tanh, 0 where
+    |s| = 1 for hardtanh, 1 for linear.
+    """
+
+    @staticmethod
+    def forward(ctx, x, U, b, a, c, dt, activation, keep):
+        if x.dim() == 4:
+            xt = x.permute(2, 0, 1, 3).contiguous()  # (t, r, b, d)
+        else:
+            xt = x.transpose(0, 1).contiguous().unsqueeze(1)  # (t, 1, b, d)
+        T, r, n, m = xt.shape[0], U.shape[0], xt.shape[2], U.shape[1]
+        z = b[None, :, None, :]  # U x_k + b, all steps: (t, r, b, m)
+        for j in range(xt.shape[-1]):
+            z = torch.addcmul(z, xt[..., j : j + 1], U[None, :, None, :, j])
+        z = z.contiguous()
+        na = (-a).unsqueeze(1).expand(r, n, m).contiguous()  # no broadcast per step
+        ct = c.transpose(1, 2).contiguous()  # (r, m, o)
+        H = z.new_empty(T + 1, r, n, m)  # h_0..h_T
+        S = z.new_empty(T if keep else 1, r, n, m)  # s_k = sigma(u_k)
+        Y = z.new_empty(T, r, n, c.shape[1])
+        Hs, Ss, Ys, zs = H.unbind(0), S.unbind(0), Y.unbind(0), z.unbind(0)
+        Hs[0].zero_()
+        for k in range(T):
+            s = Ss[k] if keep else Ss[0]
+            u = torch.addcmul(zs[k], Hs[k], na)
+            if activation == "tanh":
+                torch.tanh(u, out=s)
+            elif activation == "hardtanh":
+                torch.clamp(u, -1.0, 1.0, out=s)
+            else:
+                s.copy_(u)
+            torch.add(Hs[k], s, alpha=dt, out=Hs[k + 1])
+            torch.bmm(Hs[k + 1], ct, out=Ys[k])  # y_k = c h_{k+1}
+        if keep:
+            ctx.save_for_backward(xt, H, S, na, c)
+        ctx.dt, ctx.activation = dt, activation
+        return Y
+
+    @staticmethod
+    def backward(ctx, dY):
+        xt, H, S, na, c = ctx.saved_tensors
+        dt, activation = ctx.dt, ctx.activation
+        dY = dY.contiguous()
+        dYs, dYt = dY.unbind(0), dY.transpose(2, 3).unbind(0)  # (r, b, o), (r, o, b)
+        dc = torch.zeros_like(c)
+        g = torch.zeros_like(S[0])  # dt x the gradient in h_{k+1}
+        du = torch.empty_like(g)  # the gradient in u_k
+        da, db = torch.zeros_like(g), torch.zeros_like(g)
+        dU = [torch.zeros_like(g) for _ in range(xt.shape[-1])]
+        Ss, Hs, xs = S.unbind(0), H.unbind(0), xt.unbind(0)
+        for k in range(len(Ss) - 1, -1, -1):
+            g.baddbmm_(dYs[k], c, alpha=dt)
+            dc.baddbmm_(dYt[k], Hs[k + 1])
+            if activation == "tanh":
+                torch.ops.aten.tanh_backward.grad_input(g, Ss[k], grad_input=du)
+            elif activation == "hardtanh":
+                torch.ops.aten.hardtanh_backward.grad_input(g, Ss[k], -1.0, 1.0, grad_input=du)
+            else:
+                du.copy_(g)
+            da.addcmul_(du, Hs[k])
+            db.add_(du)
+            for j, acc in enumerate(dU):
+                acc.addcmul_(du, xs[k][..., j : j + 1])
+            g.addcmul_(du, na, value=dt)
+        dU = torch.stack([acc.sum(1) for acc in dU], dim=-1)
+        return None, dU, db.sum(1), -da.sum(1), dc, None, None, None
 
 
 def impulse_response(

@@ -85,11 +85,12 @@ def evaluate(model: StudentRNN, x: Tensor, y: Tensor, chunk: int = 1024) -> floa
 
 # ---------------------------------------------------------------------------- the pack
 # Most bytes of hidden states (copies x batch x width x dtype size) one packed step holds.
-# Measured on a 2-core CPU (T=100, batch 128; ``make bench``): packing gains while each
-# step's ops are small enough to be dominated by per-op overhead; past about 64 KB (16k
-# float32 or 8k float64 values) the per-copy cost grows (cache misses) and packing loses
-# at m=32-64 in float64.
-PACK_BYTES = 2**16
+# Measured on a 2-core CPU (T=100, batch 128, tanh, the diagonal students' hand-written
+# backward pass): the cost per copy falls up to about 6 copies and stays flat up to 256 KB
+# (m=14 float32: 3.2-3.4 ms per copy at r=6, 12 and 24; m=64 float64: 27-29 ms at r=4
+# and 8). A larger pack only delays its first finished copies; a split one pays the tail
+# of its slowest copy once per sub-pack.
+PACK_BYTES = 2**18
 
 
 def pack_limit(device) -> int:
