@@ -49,7 +49,13 @@ Sections:
 7. ``gpu`` (with CUDA only; else one ``gpu skipped`` line): the packed step time per
    student on the GPU for r in ``--gpu-r`` (1, 12, 48, 192), one pack, same shapes and
    settings as ``pack``, against one student (r=1) on the GPU; no start-up.
-8. ``project``: the projected wall time of a config's grid (``--project-config``,
+8. ``bptt``: one forward + backward pass of a pack of r diagonal students (the default
+   config's nonlinear activations and widths, float32, batch 128, r in ``--bptt-r``, each
+   copy on its own batch, as in packed training), ours (``student_forward``: the
+   hand-written backward pass of ``DiagonalRecurrence``) against autograd through the
+   same Euler loop, written here (one small readout product per step, as ours). Checked
+   first in float64: equal loss and gradients.
+9. ``project``: the projected wall time of a config's grid (``--project-config``,
    default config/paper.yaml) on ``--project-cores`` (2 and 16), packed (``pack_by``:
    ``--project-pack-by``, else the config's train.pack_by, else target and seed, so r =
    targets x seeds students per job) against one student per job. Measured, for every
@@ -114,6 +120,7 @@ from curse_memory.model import (
     PARAMETERISATIONS,
     StudentConfig,
     StudentRNN,
+    recurrence,
     retyped,
     stack_students,
     student_forward,
@@ -129,7 +136,7 @@ from curse_memory.training import (
     train_student,
 )
 
-SECTIONS = ("train", "sweep", "scaling", "rss", "e2e", "pack", "gpu", "project")
+SECTIONS = ("train", "sweep", "scaling", "rss", "e2e", "pack", "gpu", "bptt", "project")
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 CHECK_RTOL = 1e-6  # the loss of ours and of the baseline, both in float64
 RSS_TARGET_MB = 1024.0  # peak RSS target of a training job at m=64
@@ -783,6 +790,69 @@ def bench_pack(args, table: Table, startup: float) -> None:
             table.add("pack-step", common, 1e3 * step / r, 1e3 * single)
 
 
+def autograd_pack_forward(params: dict, x: Tensor, cfg: StudentConfig, maps: list) -> Tensor:
+    """The diagonal rnn of r copies, x (r, b, t, d), by autograd through the Euler loop:
+    the baseline of section ``bptt`` (the same maths as ``DiagonalRecurrence``)."""
+    a = recurrence(params, cfg, maps=maps).unsqueeze(1)  # (r, 1, m)
+    xt = x.permute(2, 0, 1, 3).contiguous()  # (t, r, b, d)
+    z = params["b"][None, :, None, :]
+    for j in range(x.shape[-1]):
+        z = torch.addcmul(z, xt[..., j : j + 1], params["U"][None, :, None, :, j])
+    act, ct = ACTIVATIONS[cfg.activation], params["c"].transpose(1, 2)
+    h, ys = torch.zeros_like(z[0]), []
+    for zk in z.unbind(0):
+        h = h + cfg.dt * act(torch.addcmul(zk, h, a, value=-1.0))
+        ys.append(torch.bmm(h, ct))
+    return torch.stack(ys, dim=2) + params["c0"][:, None, None, :]  # (r, b, t, o)
+
+
+def bptt_step(fwd, params: dict, x: Tensor, y: Tensor, cfg: StudentConfig, maps: list):
+    """A closure: the MSE of a pack by ``fwd`` and its gradients in fresh leaf parameters."""
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+
+    def step():
+        loss = mse(fwd(leaves, x, cfg, maps=maps), y)
+        return float(loss.detach()), torch.autograd.grad(loss, list(leaves.values()))
+
+    return step
+
+
+def bench_bptt(args, table: Table) -> None:
+    """Section 8: the hand-written backward pass against autograd through the loop."""
+    s = read_config(ROOT / "config" / "config.yaml")["students"]
+    B, widths = 128, args.bptt_widths or s["widths"]
+    for act, m, r in product(("tanh", "hardtanh"), widths, args.bptt_r):
+        maps = ["direct", "softplus"] * (r // 2) + ["direct"] * (r % 2)
+        cfgs = [StudentConfig(width=m, activation=act, parameterisation=p) for p in maps]
+        models = [
+            StudentRNN(c, generator=torch.Generator().manual_seed(i)) for i, c in enumerate(cfgs)
+        ]
+        params, cfg, _ = stack_students(models)
+        gen = torch.Generator().manual_seed(m)
+        x, y = (torch.randn(r, B, args.T, 1, generator=gen) for _ in range(2))
+        p64 = {k: v.double() for k, v in params.items()}
+        cfg64 = replace(cfg, dtype="float64")
+        loss_o, grad_o = bptt_step(student_forward, p64, x.double(), y.double(), cfg64, maps)()
+        loss_b, grad_b = bptt_step(
+            autograd_pack_forward, p64, x.double(), y.double(), cfg64, maps
+        )()
+        rel_loss = abs(loss_o - loss_b) / abs(loss_b)
+        rel_grad = max(
+            float((g - h).norm() / h.norm()) for g, h in zip(grad_o, grad_b, strict=True)
+        )
+        setting = f"act={act} m={m} r={r} T={args.T} B={B} dtype={cfg.dtype}"
+        table.check(
+            f"bptt {setting} loss_rel={rel_loss:.2e} grad_rel={rel_grad:.2e} tol=1e-10",
+            rel_loss <= 1e-10 and rel_grad <= 1e-10,
+        )
+        fns = [
+            bptt_step(fwd, params, x, y, cfg, maps)
+            for fwd in (student_forward, autograd_pack_forward)
+        ]
+        ours, base = side_by_side(fns, args.repeats, args.warmup, torch.device("cpu"))
+        table.add("bptt", setting, ours, base)
+
+
 def bench_gpu(args, table: Table, device: torch.device | None = None) -> None:
     """Section 7: the packed step on the GPU, one pack per r, against r=1 on the GPU."""
     if device is None and not torch.cuda.is_available():
@@ -1032,6 +1102,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pack-repeats", type=int, help="timed repeats per pack (default 3)")
     p.add_argument("--job-steps", type=int, help="steps of a job (default: config.yaml's)")
     p.add_argument("--gpu-r", type=int_list, default=[1, 12, 48, 192], help="gpu: r values")
+    p.add_argument("--bptt-r", type=int_list, default=[1, 12], help="bptt: students per pack")
+    p.add_argument("--bptt-widths", type=int_list, help="bptt: widths (default: config.yaml's)")
     p.add_argument("--project-config", type=Path, default=ROOT / "config" / "paper.yaml")
     p.add_argument("--project-cores", type=int_list, default=[2, 16], help="cores to project")
     p.add_argument(
@@ -1121,6 +1193,8 @@ def main(argv=None) -> int:
         bench_pack(args, table, startup)
     if "gpu" in args.sections:
         bench_gpu(args, table)
+    if "bptt" in args.sections:
+        bench_bptt(args, table)
     if "project" in args.sections:
         bench_project(args, table, startup)
     table.write(args.out)

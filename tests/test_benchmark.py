@@ -151,6 +151,18 @@ def test_quick_run_parses_and_checks_pass(tmp_path):
     assert "quantity=wall_clock_last_run value=62.5 unit=s steps=3/3" in text
 
 
+def test_bptt_lines(tmp_path):
+    lines, rows = run_benchmark(
+        tmp_path, "--sections", "bptt", "--bptt-widths", "2,5", "--bptt-r", "1,3"
+    )
+    checks = [line for line in lines if line.startswith("check bptt ")]
+    assert len(checks) == 8 and all(line.endswith(" ok") for line in checks)
+    timed = [m for m in map(TIMED.match, lines) if m and m["measurement"] == "bptt"]
+    assert len(timed) == 8 == len(rows)  # tanh, hardtanh x 2 widths x 2 pack sizes
+    assert any(m["setting"].startswith("act=hardtanh m=5 r=3 ") for m in timed)
+    assert all(float(m["ours"]) > 0 and float(m["baseline"]) > 0 for m in timed)
+
+
 def test_without_benchmark_files_says_so(tmp_path):
     lines, rows = run_benchmark(tmp_path, "--sections", "e2e")
     assert any(line.startswith("e2e status=no_benchmark_files") for line in lines)

@@ -247,6 +247,17 @@ def monotone_factor(wildcards):
     )
 
 
+def train_priority(wildcards):
+    """Scheduling priority of a training job: the widths left on its chain, its own
+    included, counted double for a time-loop student (about twice a linear student's
+    convolution step). With width monotonicity each width waits for the narrower one, so
+    the longest chains are the critical path: among ready jobs, theirs start first (the
+    perturbation and memory jobs, priority 0, fill the gaps)."""
+    width = int(wildcards.width)
+    left = sum(w >= width for w in WIDTHS) if config["train"]["width_monotone"] else 1
+    return left * (1 if wildcards.activation == "linear" else 2)
+
+
 def previous_width_metrics(wildcards):
     """Width monotonicity as a DAG edge between packs: each member's next narrower
     student's metrics, in member order (none for the narrowest width)."""

@@ -18,6 +18,7 @@ for _group, _families in FAMILY_GROUPS.items():
             pack_path("benchmarks/train_students", ".tsv")
         wildcard_constraints:
             family="|".join(_families),
+        priority: train_priority
         conda:
             "../../envs/torch.yaml"
         threads: 1

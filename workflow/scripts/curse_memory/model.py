@@ -371,8 +371,8 @@ def student_forward(
     if cfg.family == "rnn" and cfg.structure == "diagonal" and copies(params, cfg) is not None:
         args = (params["U"], params["b"], rec, params["c"])
         keep = torch.is_grad_enabled() and any(v.requires_grad for v in args)
-        y = DiagonalRecurrence.apply(x, *args, cfg.dt, cfg.activation, keep)
-        return y.permute(1, 2, 0, 3) + params["c0"][:, None, None, :]  # (r, b, t, o)
+        y = DiagonalRecurrence.apply(x, *args, cfg.dt, cfg.activation, keep)  # (r, b, t, o)
+        return y + params["c0"][:, None, None, :]
     act = ACTIVATIONS[cfg.activation]
     if cfg.family == "ssm":  # linear state recurrence, sigma before the readout
         states = _hidden_states(params, rec, x, cfg, ACTIVATIONS["linear"])
@@ -450,7 +450,9 @@ class DiagonalRecurrence(torch.autograd.Function):
     Forward, for k = 0..T-1 from h_0 = 0:
         u_k = U x_k + b - a h_k,   s_k = sigma(u_k),   h_{k+1} = h_k + dt s_k,   y_k = c h_{k+1}
     with x (r, b, t, d) one batch per copy or (b, t, d) shared, U (r, m, d), b (r, m),
-    a (r, m) (the eigenvalues, f already applied), c (r, o, m); returns y (t, r, b, o).
+    a (r, m) (the eigenvalues, f already applied), c (r, o, m); returns y (r, b, t, o),
+    contiguous (it is computed time-major, then transposed once: the loss and its
+    gradient are then contiguous ops).
     ``keep=False`` (no gradient needed) does not store the activations.
 
     Backward, with g the gradient of the loss in h_{k+1} (times dt), for k = T-1..0:
@@ -494,14 +496,15 @@ class DiagonalRecurrence(torch.autograd.Function):
         if keep:
             ctx.save_for_backward(xt, H, S, na, c)
         ctx.dt, ctx.activation = dt, activation
-        return Y
+        return Y.permute(1, 2, 0, 3).contiguous()
 
     @staticmethod
     def backward(ctx, dY):
         xt, H, S, na, c = ctx.saved_tensors
         dt, activation = ctx.dt, ctx.activation
-        dY = dY.contiguous()
+        dY = dY.permute(2, 0, 1, 3).contiguous()  # time-major, as the states
         dYs, dYt = dY.unbind(0), dY.transpose(2, 3).unbind(0)  # (r, b, o), (r, o, b)
+        cs = [c[:, j : j + 1, :] for j in range(c.shape[1])]  # (r, 1, m) rows of c
         dc = torch.zeros_like(c)
         g = torch.zeros_like(S[0])  # dt x the gradient in h_{k+1}
         du = torch.empty_like(g)  # the gradient in u_k
@@ -509,7 +512,8 @@ class DiagonalRecurrence(torch.autograd.Function):
         dU = [torch.zeros_like(g) for _ in range(xt.shape[-1])]
         Ss, Hs, xs = S.unbind(0), H.unbind(0), xt.unbind(0)
         for k in range(len(Ss) - 1, -1, -1):
-            g.baddbmm_(dYs[k], c, alpha=dt)
+            for j, row in enumerate(cs):  # o broadcast multiply-adds: cheaper than a bmm
+                g.addcmul_(dYs[k][..., j : j + 1], row, value=dt)
             dc.baddbmm_(dYt[k], Hs[k + 1])
             if activation == "tanh":
                 torch.ops.aten.tanh_backward.grad_input(g, Ss[k], grad_input=du)
@@ -560,17 +564,24 @@ def impulse_response(
 def _linear_convolution(
     params: Mapping[str, Tensor], rec: Tensor, x: Tensor, cfg: StudentConfig
 ) -> Tensor:
-    """The linear student as an exact causal convolution (Toeplitz product)."""
-    T = x.shape[-2]
-    Kx, Kb = impulse_response(params, rec, cfg, T)
+    """The linear student as an exact causal convolution: one (Toeplitz) matrix product.
+
+    The kernel is laid out as the matrix B[(s, d), (t, o)] = Kx_{t-s} (0 for s > t), so
+    that the product with x (b, s d) has the output's layout (b, t o): no transposes. B is
+    gathered with ``index_select`` (its backward is an ``index_add``) from the kernel with
+    one zero lag appended, which the non-causal entries point at.
+    """
+    T, d = x.shape[-2], x.shape[-1]
+    Kx, Kb = impulse_response(params, rec, cfg, T)  # ([r,] t, o, d), ([r,] t, o)
+    o = Kx.shape[-2]
     k = torch.arange(T, device=x.device)
-    lag = k[:, None] - k[None, :]  # (t, s): k - s
-    causal = (lag >= 0).to(x.dtype)[..., None, None]
-    toeplitz = Kx[..., lag.clamp(min=0), :, :] * causal  # ([r,] t, s, o, d)
-    if x.dim() == 4:  # one batch per copy
-        y = torch.einsum("rksod,rbsd->rbko", toeplitz, x)
-    else:
-        y = torch.einsum("...ksod,bsd->...bko", toeplitz, x)
+    lag = k[None, :] - k[:, None]  # (s, t): t - s
+    lag = torch.where(lag >= 0, lag, T).flatten()  # lag T: the appended zero
+    padded = torch.cat([Kx, torch.zeros_like(Kx[..., :1, :, :])], dim=-3)
+    B = padded.index_select(-3, lag).unflatten(-3, (T, T))  # ([r,] s, t, o, d)
+    B = B.movedim(-1, -3).reshape(*B.shape[:-4], T * d, T * o)  # ([r,] (s d), (t o))
+    y = torch.matmul(x.reshape(*x.shape[:-2], T * d), B)  # ([r,] b, (t o))
+    y = y.unflatten(-1, (T, o))
     bias = torch.cumsum(Kb, dim=-2)  # ([r,] t, o)
     c0 = params["c0"]
     if c0.dim() == 2:

@@ -234,6 +234,14 @@ class Pack:
         """x (r, b, t, d) -> yhat (r, b, t, o), copy i on its own batch x[i]."""
         return student_forward(self.params(), x, self.config, maps=self.maps)
 
+    def minibatch(self, split: str, idx: Tensor) -> Tensor:
+        """Rows idx (r, b) of each copy's own split: (r, b, t, .), one ``index_select`` on
+        the flattened (r n, t, .) split (advanced indexing is several times slower)."""
+        data = self.data[split]
+        r, n = data.shape[:2]
+        rows = idx.to(data.device) + n * torch.arange(r, device=data.device)[:, None]
+        return data.flatten(0, 1).index_select(0, rows.flatten()).view(*idx.shape, *data.shape[2:])
+
     def keep(self, rows: Tensor) -> None:
         """Keep only these copies (rows): parameters, optimiser state and data."""
         self.data = {k: v[rows] for k, v in self.data.items()}
@@ -360,9 +368,7 @@ def train_pack(
 def _optimise(pack: Pack, active: list[Copy], idx: Tensor, weights, cfg, step, log) -> list:
     """One AdamW step of every active copy on its own minibatch; returns the copies whose
     training loss turned non-finite (they are recorded as diverged and leave the pack)."""
-    rows = torch.arange(len(active))[:, None]
-    idx = idx.to(pack.flat.device)
-    xb, yb = pack.data["x_train"][rows, idx], pack.data["y_train"][rows, idx]  # (r, b, t, .)
+    xb, yb = (pack.minibatch(k, idx) for k in ("x_train", "y_train"))  # (r, b, t, .)
     err = (pack.forward(xb) - yb) ** 2
     if weights is not None:
         err = err * weights.to(err.dtype)
