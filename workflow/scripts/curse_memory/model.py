@@ -453,7 +453,7 @@ class DiagonalRecurrence(torch.autograd.Function):
     a (r, m) (the eigenvalues, f already applied), c (r, o, m); returns y (r, b, t, o),
     contiguous (it is computed time-major, then transposed once: the loss and its
     gradient are then contiguous ops).
-    ``keep=False`` (no gradient needed) does not store the activations.
+    ``keep=False`` (no gradient needed) holds two states and one activation, not all T.
 
     Backward, with g the gradient of the loss in h_{k+1} (times dt), for k = T-1..0:
         g += dt c^T dy_k,   dc += dy_k^T h_{k+1},   du_k = g sigma'(u_k),
@@ -477,22 +477,23 @@ class DiagonalRecurrence(torch.autograd.Function):
         z = z.contiguous()
         na = (-a).unsqueeze(1).expand(r, n, m).contiguous()  # no broadcast per step
         ct = c.transpose(1, 2).contiguous()  # (r, m, o)
-        H = z.new_empty(T + 1, r, n, m)  # h_0..h_T
+        H = z.new_empty(T + 1 if keep else 2, r, n, m)  # h_0..h_T, or two in turn
         S = z.new_empty(T if keep else 1, r, n, m)  # s_k = sigma(u_k)
         Y = z.new_empty(T, r, n, c.shape[1])
         Hs, Ss, Ys, zs = H.unbind(0), S.unbind(0), Y.unbind(0), z.unbind(0)
         Hs[0].zero_()
         for k in range(T):
-            s = Ss[k] if keep else Ss[0]
-            u = torch.addcmul(zs[k], Hs[k], na)
+            h, s = (Hs[k], Ss[k]) if keep else (Hs[k % 2], Ss[0])
+            h_next = Hs[k + 1] if keep else Hs[(k + 1) % 2]
+            u = torch.addcmul(zs[k], h, na)
             if activation == "tanh":
                 torch.tanh(u, out=s)
             elif activation == "hardtanh":
                 torch.clamp(u, -1.0, 1.0, out=s)
             else:
                 s.copy_(u)
-            torch.add(Hs[k], s, alpha=dt, out=Hs[k + 1])
-            torch.bmm(Hs[k + 1], ct, out=Ys[k])  # y_k = c h_{k+1}
+            torch.add(h, s, alpha=dt, out=h_next)
+            torch.bmm(h_next, ct, out=Ys[k])  # y_k = c h_{k+1}
         if keep:
             ctx.save_for_backward(xt, H, S, na, c)
         ctx.dt, ctx.activation = dt, activation
