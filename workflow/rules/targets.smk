@@ -1,10 +1,11 @@
+# One job per target writes the splits of every seed: a job is mostly its start-up.
 rule synthesize_target:
     output:
-        data="results/targets/{target}/s{seed}.pt",
+        data=expand("results/targets/{{target}}/s{seed}.pt", seed=SEEDS),
     log:
-        "logs/synthesize_target/{target}/s{seed}.log",
+        "logs/synthesize_target/{target}.log",
     benchmark:
-        "benchmarks/synthesize_target/{target}/s{seed}.tsv"
+        "benchmarks/synthesize_target/{target}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -14,5 +15,6 @@ rule synthesize_target:
     params:
         spec=target_spec,
         sizes=split_sizes,
+        seeds=SEEDS,
     script:
         "../scripts/synthesize_target.py"
