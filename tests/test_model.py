@@ -69,6 +69,7 @@ def random_params(cfg, gen):
 
 
 COMBOS = list(itertools.product(STRUCTURES, PARAMETERISATIONS, ACTIVATIONS))
+TWO_IN_TWO_OUT = {"dt": 0.7, "d_in": 2, "d_out": 2, "dtype": "float64"}  # dt != 1, d = o = 2
 
 
 @pytest.mark.parametrize(("structure", "parameterisation", "activation"), COMBOS)
@@ -84,11 +85,8 @@ def test_recurrence_equals_plain_loop_outputs_and_gradients(
             structure=structure,
             parameterisation=parameterisation,
             activation=activation,
-            dt=0.7,
-            d_in=2,
-            d_out=2,
-            dtype="float64",
             fast_linear=fast,
+            **TWO_IN_TWO_OUT,
         )
         params = random_params(cfg, gen)
         y = student_forward(params, x, cfg, raw=raw)
@@ -146,15 +144,8 @@ def test_diagonal_recurrence_backward_equals_autograd_of_plain_loop(activation, 
     maps = ["direct", "softplus", "direct"]
     cfgs = [
         StudentConfig(
-            width=5,
-            parameterisation=p,
-            activation=activation,
-            dt=0.7,
-            d_in=2,
-            d_out=2,
-            dtype="float64",
-            fast_linear=False,
-        )  # fmt: skip
+            width=5, parameterisation=p, activation=activation, fast_linear=False, **TWO_IN_TWO_OUT
+        )
         for p in maps
     ]
     singles = [random_params(cfg, gen) for cfg in cfgs]
