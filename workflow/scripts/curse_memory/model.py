@@ -403,7 +403,7 @@ def _hidden_states(
     """
     batched = params["U"].dim() == 3
     if batched:
-        z = _input_drive(params, x)  # (t, r, b, m)
+        z = _input_drive(params["U"], params["b"], x)[1]  # (t, r, b, m)
     else:
         z = F.linear(x.transpose(0, 1), params["U"], params["b"])  # (t, b, m)
     dt = cfg.dt
@@ -426,14 +426,15 @@ def _hidden_states(
     return torch.stack(hs, dim=-2)  # (b, t, m)
 
 
-def _input_drive(params: Mapping[str, Tensor], x: Tensor) -> Tensor:
-    """U x_k + b of r copies for every step, time-major and contiguous: (t, r, b, m).
+def _input_drive(U: Tensor, bias: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """The inputs and U x_k + b of r copies for every step, time-major and contiguous:
+    xt (t, r, b, d) or (t, 1, b, d), and z (t, r, b, m).
 
-    x is (r, b, t, d), one batch per copy, or (b, t, d), shared. Built by d broadcast
-    multiply-adds: a batched matmul here would be t x r tiny products, and a layout that
-    follows x's (batch-major) strides would make every per-step slice strided.
+    x is (r, b, t, d), one batch per copy, or (b, t, d), shared; U (r, m, d), bias (r, m).
+    Built by d broadcast multiply-adds: a batched matmul here would be t x r tiny
+    products, and a layout that follows x's (batch-major) strides would make every
+    per-step slice strided.
     """
-    U, bias = params["U"], params["b"]  # (r, m, d), (r, m)
     if x.dim() == 4:
         xt = x.permute(2, 0, 1, 3).contiguous()  # (t, r, b, d)
     else:
@@ -441,7 +442,7 @@ def _input_drive(params: Mapping[str, Tensor], x: Tensor) -> Tensor:
     z = bias[None, :, None, :]
     for j in range(x.shape[-1]):
         z = torch.addcmul(z, xt[..., j : j + 1], U[None, :, None, :, j])
-    return z.contiguous()
+    return xt, z.contiguous()
 
 
 class DiagonalRecurrence(torch.autograd.Function):
@@ -466,15 +467,8 @@ class DiagonalRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, U, b, a, c, dt, activation, keep):
-        if x.dim() == 4:
-            xt = x.permute(2, 0, 1, 3).contiguous()  # (t, r, b, d)
-        else:
-            xt = x.transpose(0, 1).contiguous().unsqueeze(1)  # (t, 1, b, d)
-        T, r, n, m = xt.shape[0], U.shape[0], xt.shape[2], U.shape[1]
-        z = b[None, :, None, :]  # U x_k + b, all steps: (t, r, b, m)
-        for j in range(xt.shape[-1]):
-            z = torch.addcmul(z, xt[..., j : j + 1], U[None, :, None, :, j])
-        z = z.contiguous()
+        xt, z = _input_drive(U, b, x)  # (t, r or 1, b, d), U x_k + b: (t, r, b, m)
+        T, r, n, m = z.shape
         na = (-a).unsqueeze(1).expand(r, n, m).contiguous()  # no broadcast per step
         ct = c.transpose(1, 2).contiguous()  # (r, m, o)
         H = z.new_empty(T + 1 if keep else 2, r, n, m)  # h_0..h_T, or two in turn
