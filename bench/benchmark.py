@@ -55,7 +55,11 @@ Sections:
    hand-written backward pass of ``DiagonalRecurrence``) against autograd through the
    same Euler loop, written here (one small readout product per step, as ours). Checked
    first in float64: equal loss and gradients.
-9. ``project``: the projected wall time of a config's grid (``--project-config``,
+9. ``tanh``: the same forward + backward pass of a float32 tanh pack as ``bptt``, with
+   tanh computed as 2 sigmoid(2u) - 1 (what the workflow does in float32 on the CPU:
+   ``model.sigmoid_tanh``) against ``torch.tanh``; checked first: the outputs agree to
+   1e-5 of their scale, and the sigmoid form is within 3e-7 of float64 tanh.
+10. ``project``: the projected wall time of a config's grid (``--project-config``,
    default config/paper.yaml) on ``--project-cores`` (2 and 16), packed (``pack_by``:
    ``--project-pack-by``, else the config's train.pack_by, else target and seed, so r =
    targets x seeds students per job) against one student per job. Measured, for every
@@ -105,6 +109,7 @@ from datetime import datetime
 from itertools import product
 from pathlib import Path
 from typing import NamedTuple
+from unittest import mock
 
 import numpy as np
 import pandas  # noqa: F401  (imported lazily by memory_tables; a job's start-up pays it)
@@ -113,6 +118,7 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
+from curse_memory import model
 from curse_memory.memory import memory_function, memory_tables
 from curse_memory.model import (
     ACTIVATIONS,
@@ -136,7 +142,7 @@ from curse_memory.training import (
     train_student,
 )
 
-SECTIONS = ("train", "sweep", "scaling", "rss", "e2e", "pack", "gpu", "bptt", "project")
+SECTIONS = ("train", "sweep", "scaling", "rss", "e2e", "pack", "gpu", "bptt", "tanh", "project")
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 CHECK_RTOL = 1e-6  # the loss of ours and of the baseline, both in float64
 RSS_TARGET_MB = 1024.0  # peak RSS target of a training job at m=64
@@ -853,6 +859,43 @@ def bench_bptt(args, table: Table) -> None:
         table.add("bptt", setting, ours, base)
 
 
+def exactly(exact, step):
+    """step() with torch.tanh in place of the sigmoid form (the baseline of ``tanh``)."""
+    with exact():
+        return step()
+
+
+def bench_tanh(args, table: Table) -> None:
+    """Section 9: float32 tanh as 2 sigmoid(2u) - 1 against torch.tanh, in a packed step."""
+    s = read_config(ROOT / "config" / "config.yaml")["students"]
+    B, widths = 128, args.bptt_widths or s["widths"]
+    u = torch.linspace(-20, 20, 400_001, dtype=torch.float64)
+    err = float((model.ACTIVATIONS["tanh"](u.float()).double() - torch.tanh(u)).abs().max())
+    table.check(f"tanh sigmoid_form_abs_err={err:.1e} tol=3e-7", err <= 3e-7)
+    exact = functools.partial(mock.patch.object, model, "sigmoid_tanh", lambda v: False)
+    for m, r in product(widths, args.bptt_r):
+        cfgs = [StudentConfig(width=m, activation="tanh") for _ in range(r)]
+        models = [
+            StudentRNN(c, generator=torch.Generator().manual_seed(i)) for i, c in enumerate(cfgs)
+        ]
+        params, cfg, _ = stack_students(models)
+        gen = torch.Generator().manual_seed(m)
+        x, y = (torch.randn(r, B, args.T, 1, generator=gen) for _ in range(2))
+        ours = bptt_step(student_forward, params, x, y, cfg, None)
+        with torch.no_grad(), exact():
+            y_exact = student_forward(params, x, cfg)
+        with torch.no_grad():
+            rel = float((student_forward(params, x, cfg) - y_exact).abs().max())
+            rel /= float(y_exact.abs().max())
+        setting = f"act=tanh m={m} r={r} T={args.T} B={B} dtype={cfg.dtype}"
+        table.check(f"tanh {setting} out_rel={rel:.1e} tol=1e-5", rel <= 1e-5)
+
+        base = bptt_step(student_forward, params, x, y, cfg, None)
+        base = functools.partial(exactly, exact, base)
+        t_ours, t_base = side_by_side([ours, base], args.repeats, args.warmup, torch.device("cpu"))
+        table.add("tanh", setting, t_ours, t_base)
+
+
 def bench_gpu(args, table: Table, device: torch.device | None = None) -> None:
     """Section 7: the packed step on the GPU, one pack per r, against r=1 on the GPU."""
     if device is None and not torch.cuda.is_available():
@@ -1195,6 +1238,8 @@ def main(argv=None) -> int:
         bench_gpu(args, table)
     if "bptt" in args.sections:
         bench_bptt(args, table)
+    if "tanh" in args.sections:
+        bench_tanh(args, table)
     if "project" in args.sections:
         bench_project(args, table, startup)
     table.write(args.out)

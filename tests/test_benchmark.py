@@ -163,6 +163,18 @@ def test_bptt_lines(tmp_path):
     assert all(float(m["ours"]) > 0 and float(m["baseline"]) > 0 for m in timed)
 
 
+def test_tanh_lines(tmp_path):
+    lines, rows = run_benchmark(
+        tmp_path, "--sections", "tanh", "--bptt-widths", "2,5", "--bptt-r", "1,3"
+    )
+    checks = [line for line in lines if line.startswith("check tanh ")]
+    assert len(checks) == 5 and all(line.endswith(" ok") for line in checks)
+    timed = [m for m in map(TIMED.match, lines) if m and m["measurement"] == "tanh"]
+    assert len(timed) == 4 == len(rows)  # 2 widths x 2 pack sizes
+    assert any(m["setting"].startswith("act=tanh m=5 r=3 ") for m in timed)
+    assert all(float(m["ours"]) > 0 and float(m["baseline"]) > 0 for m in timed)
+
+
 def test_without_benchmark_files_says_so(tmp_path):
     lines, rows = run_benchmark(tmp_path, "--sections", "e2e")
     assert any(line.startswith("e2e status=no_benchmark_files") for line in lines)

@@ -3,6 +3,7 @@
 import io
 import itertools
 import math
+import unittest.mock
 
 import pytest
 import torch
@@ -167,6 +168,54 @@ def test_diagonal_recurrence_backward_equals_autograd_of_plain_loop(activation, 
             assert g_ref.abs().max() > 0, name  # every parameter matters
     if activation != "linear":
         assert y.abs().max() > 0.5
+
+
+def test_float32_tanh_is_the_sigmoid_form_within_rounding_float64_is_torch_tanh():
+    """float32 tanh on the CPU is 2 sigmoid(2u) - 1: within 2.5 ulp of 1 (3e-7) of the
+    exact value; float64 is torch.tanh itself, with its relative precision near 0."""
+    tanh = model_module.ACTIVATIONS["tanh"]
+    u = torch.linspace(-20, 20, 400_001, dtype=F64)
+    assert (tanh(u.float()).double() - torch.tanh(u)).abs().max() <= 3e-7
+    assert torch.equal(tanh(u), torch.tanh(u))
+    tiny = torch.tensor([1e-30, -1e-200], dtype=F64)
+    assert torch.equal(tanh(tiny), tiny)
+    assert model_module.sigmoid_tanh(u.float()) and not model_module.sigmoid_tanh(u)
+
+
+@pytest.mark.parametrize("per_copy_inputs", [True, False])
+def test_float32_tanh_pack_agrees_with_float64_to_float32_rounding(per_copy_inputs):
+    """The float32 tanh pack (sigmoid form in the loop, its own backward) against the
+    float64 plain loop (torch.tanh, autograd): outputs and gradients as close as the
+    float32 loop with torch.tanh gets them, and within 1e-5 of their scale."""
+    gen = torch.Generator().manual_seed(9)
+    r, n, T = 3, 16, 60
+    cfg64 = StudentConfig(width=6, activation="tanh", fast_linear=False, dtype="float64")
+    singles = [random_params(cfg64, gen) for _ in range(r)]
+    x = torch.randn((r, n, T, 1) if per_copy_inputs else (n, T, 1), generator=gen, dtype=F64)
+    weights = torch.randn(r, n, T, 1, generator=gen, dtype=F64)
+    y_ref = torch.stack(
+        [reference_forward(p, x[i] if per_copy_inputs else x, cfg64) for i, p in enumerate(singles)]
+    )
+    names = list(singles[0])
+    ref = [y_ref.detach()]
+    ref += torch.autograd.grad((y_ref * weights).sum(), [p[k] for p in singles for k in names])
+    ref = ref[:1] + [torch.stack(ref[1 + j :: len(names)]) for j in range(len(names))]
+    cfg32 = StudentConfig(width=6, activation="tanh", fast_linear=False, dtype="float32")
+
+    def pack32():
+        params = {k: torch.stack([p[k].detach() for p in singles]).float() for k in names}
+        params = {k: v.requires_grad_() for k, v in params.items()}
+        y = student_forward(params, x.float(), cfg32)
+        grads = torch.autograd.grad((y * weights.float()).sum(), list(params.values()))
+        return [t.double() for t in (y, *grads)]
+
+    fast = pack32()
+    with unittest.mock.patch.object(model_module, "sigmoid_tanh", lambda v: False):
+        exact = pack32()
+    for name, f, e, g in zip(["y", *names], fast, exact, ref, strict=True):
+        scale = g.abs().max()
+        assert (f - g).abs().max() <= max(4 * (e - g).abs().max(), 1e-6 * scale), name
+        assert (f - g).abs().max() <= 1e-5 * scale, name
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
