@@ -33,7 +33,6 @@ help:  ## list the targets
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --no-compile -r requirements.txt
 	@# byte-compile what the jobs import, by importing it once with bytecode writing on
 	@# (even where PYTHONDONTWRITEBYTECODE is set), in two processes: 17 s against 38 s for
