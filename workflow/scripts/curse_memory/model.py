@@ -587,21 +587,20 @@ def _linear_convolution(
 ) -> Tensor:
     """The linear student as an exact causal convolution: one (Toeplitz) matrix product.
 
-    The kernel is laid out as the matrix B[(s, d), (t, o)] = Kx_{t-s} (0 for s > t), so
-    that the product with x (b, s d) has the output's layout (b, t o): no transposes. B is
-    gathered with ``index_select`` (its backward is an ``index_add``) from the kernel with
-    one zero lag appended, which the non-causal entries point at.
+    The kernel is laid out as a matrix B, so that the product with the inputs has the
+    output's layout (b, t o): no transposes. With the inputs in reversed time (s' = T-1-s),
+    B[(s', d), (t, o)] = P_{s'+t}, P the kernel Kx after T-1 zero lags (the non-causal
+    entries): T overlapping windows of P (``unfold``, a view whose backward sums the
+    windows; 1.4x faster forward + backward than gathering B from a lag index, whose
+    backward is a scatter-add), copied once into the product's layout.
     """
     T, d = x.shape[-2], x.shape[-1]
     Kx, Kb = impulse_response(params, rec, cfg, T)  # ([r,] t, o, d), ([r,] t, o)
     o = Kx.shape[-2]
-    k = torch.arange(T, device=x.device)
-    lag = k[None, :] - k[:, None]  # (s, t): t - s
-    lag = torch.where(lag >= 0, lag, T).flatten()  # lag T: the appended zero
-    padded = torch.cat([Kx, torch.zeros_like(Kx[..., :1, :, :])], dim=-3)
-    B = padded.index_select(-3, lag).unflatten(-3, (T, T))  # ([r,] s, t, o, d)
-    B = B.movedim(-1, -3).reshape(*B.shape[:-4], T * d, T * o)  # ([r,] (s d), (t o))
-    y = torch.matmul(x.reshape(*x.shape[:-2], T * d), B)  # ([r,] b, (t o))
+    padded = torch.cat([torch.zeros_like(Kx[..., : T - 1, :, :]), Kx], dim=-3)  # P
+    B = padded.unfold(-3, T, 1).movedim(-3, -1)  # ([r,] s', d, t, o): P_{s'+t}
+    B = B.reshape(*B.shape[:-4], T * d, T * o)  # ([r,] (s' d), (t o))
+    y = torch.matmul(x.flip(-2).reshape(*x.shape[:-2], T * d), B)  # ([r,] b, (t o))
     y = y.unflatten(-1, (T, o))
     bias = torch.cumsum(Kb, dim=-2)  # ([r,] t, o)
     c0 = params["c0"]
