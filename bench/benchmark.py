@@ -75,10 +75,11 @@ Sections:
    then each tail fit) of the r=1 student and of the r students. Modelled: a training
    job takes startup + steps x step(r), with the config's whole step budget (early
    stopping and width-monotone targets ignored: an upper bound); a perturbation job
-   startup + r x the sweep; a memory job startup + the measured memory time of its r
-   students. Dependencies: each width's training waits for the next narrower width's
-   (width monotonicity), perturbation and memory wait for their training; targets,
-   aggregation and figures (the same either way) are left out. The DAG runs through a
+   startup + r x the sweep; a memory job (every width of a pack, as in the workflow)
+   startup + the measured memory times of its students. Dependencies: each width's
+   training waits for the next narrower width's (width monotonicity), perturbation and
+   memory wait for their training; targets, aggregation and figures (the same either
+   way) are left out. The DAG runs through a
    greedy list scheduler on P cores, one job per core: a free core takes the ready job
    with the longest path to the end. Hours in ``project`` lines; the measured figures in
    ``project-measure`` lines.
@@ -937,26 +938,34 @@ def grid_values(config: dict) -> dict[str, list]:
     }
 
 
-def project_dag(config: dict, pack_by, seconds_of) -> tuple[dict, dict]:
+def project_dag(config: dict, pack_by, seconds_of, startup: float = 0.0) -> tuple[dict, dict]:
     """The training, perturbation and memory jobs of a config's grid, one per pack (the
-    axes in ``pack_by`` packed together), in topological order: job -> seconds and job ->
-    the jobs it waits for. ``seconds_of(stage, structure, activation, width, r)``."""
+    axes in ``pack_by`` packed together; a memory job takes every width of its pack, as
+    the workflow's), in topological order: job -> seconds and job -> the jobs it waits
+    for. ``seconds_of(stage, structure, activation, width, r)``: a job's seconds, start-up
+    included, for train and perturbation; one width's memory work, without start-up,
+    for memory (a memory job: ``startup`` + the sum over its widths)."""
     values = grid_values(config)
     outer = [a for a in AXES if a not in pack_by]
     r = math.prod(len(values[a]) for a in pack_by)
     widths, chain = values["width"], config["train"].get("width_monotone", True)
-    seconds, deps = {}, {}
+    seconds, deps, memory = {}, {}, {}
     for key in product(*(values[a] for a in outer)):
         pack = dict(zip(outer, key, strict=True))
         train, narrower = ("train", key), widths.index(pack["width"]) - 1
         prev = tuple(widths[narrower] if a == "width" else v for a, v in pack.items())
-        for stage in ("train", "perturbation", "memory"):
+        for stage in ("train", "perturbation"):
             seconds[(stage, key)] = seconds_of(
                 stage, pack["structure"], pack["activation"], pack["width"], r
             )
             deps[(stage, key)] = [train] if stage != "train" else []
         if chain and narrower >= 0:
             deps[train] = [("train", prev)]
+        job = ("memory", tuple(v for a, v in pack.items() if a != "width"))
+        work = seconds_of("memory", pack["structure"], pack["activation"], pack["width"], r)
+        memory[job] = memory.get(job, startup) + work
+        deps.setdefault(job, []).append(train)
+    seconds |= memory  # after every training job they wait for
     return seconds, deps
 
 
@@ -1062,7 +1071,7 @@ def project_times(args, config: dict, startup: float, table: Table, name: str):
         if stage == "train":
             return job_seconds(startup, config["train"]["steps"], t["step"][r])
         if stage == "memory":
-            return startup + t["memory"][r]
+            return t["memory"][r]  # one width's work: a memory job takes all widths
         return startup + r * t["perturbation"]
 
     return seconds_of
@@ -1075,7 +1084,7 @@ def bench_project(args, table: Table, startup: float) -> None:
         args.project_pack_by = config["train"].get("pack_by", ["seed", "target"])
     args.project_pack_by = [a for a in AXES if a in args.project_pack_by]
     seconds_of = project_times(args, config, startup, table, name)
-    dags = [project_dag(config, by, seconds_of) for by in (args.project_pack_by, ())]
+    dags = [project_dag(config, by, seconds_of, startup) for by in (args.project_pack_by, ())]
     students = math.prod(len(v) for v in grid_values(config).values())
     for cores in args.project_cores:
         packed, unpacked = (list_schedule(*dag, cores) / 3600 for dag in dags)

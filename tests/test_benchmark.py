@@ -233,7 +233,7 @@ def test_project_lines(pack_project_run):
         ratio = float(keys["ratio"].removesuffix("x"))
         assert ratio == pytest.approx(unpacked / packed, rel=0.01, abs=0.01)
         assert keys["config"] == "tiny" and keys["students"] == "16"
-        assert keys["jobs_packed"] == "12" and keys["jobs_unpacked"] == "48"
+        assert keys["jobs_packed"] == "10" and keys["jobs_unpacked"] == "40"
 
 
 def test_sections_parse():
@@ -289,21 +289,27 @@ def test_project_dag_and_projection():
     def seconds_of(stage, structure, activation, width, r):
         return {"train": width * r, "perturbation": 1.0, "memory": 2.0}[stage]
 
-    packed = bench.project_dag(TINY_CONFIG, ["target", "seed"], seconds_of)
+    packed = bench.project_dag(TINY_CONFIG, ["target", "seed"], seconds_of, startup=0.5)
     unpacked = bench.project_dag(TINY_CONFIG, [], seconds_of)
-    assert len(packed[0]) == 3 * 2 * 2  # 3 stages x params x widths, packs of 4
-    assert len(unpacked[0]) == 3 * 16
+    # train and perturbation per param x width (packs of 4), memory per param (all widths)
+    assert len(packed[0]) == 2 * 2 * 2 + 2
+    assert len(unpacked[0]) == 2 * 16 + 8
     seconds, deps = packed
-    wide = ("train", ("diagonal", "direct", "tanh", 3))
-    assert seconds[wide] == 12 and deps[wide] == [("train", ("diagonal", "direct", "tanh", 2))]
-    assert deps[("memory", wide[1])] == [wide] and deps[("perturbation", wide[1])] == [wide]
-    # plenty of cores: the chain 2r + 3r, then the memory job (2 s)
-    assert bench.list_schedule(*packed, 100) == 4 * 5 + 2
-    assert bench.list_schedule(*unpacked, 100) == 5 + 2
+    narrow, wide = (("train", ("diagonal", "direct", "tanh", w)) for w in (2, 3))
+    assert seconds[wide] == 12 and deps[wide] == [narrow]
+    assert deps[("perturbation", wide[1])] == [wide]
+    memory = ("memory", ("diagonal", "direct", "tanh"))
+    assert deps[memory] == [narrow, wide] and seconds[memory] == 0.5 + 2 * 2.0
+    assert list(seconds).index(memory) > list(seconds).index(wide)  # topological order
+    # plenty of cores: the chain 2r + 3r, then the memory job (0.5 s + 2 widths x 2 s)
+    assert bench.list_schedule(*packed, 100) == 4 * 5 + 4.5
+    assert bench.list_schedule(*unpacked, 100) == 5 + 4
     # one core: every job in turn
-    assert bench.list_schedule(*unpacked, 1) == sum(unpacked[0].values()) == 8 * (2 + 3) + 16 * 3
+    assert (
+        bench.list_schedule(*unpacked, 1) == sum(unpacked[0].values()) == 8 * (2 + 3) + 16 + 8 * 4
+    )
     no_chain = TINY_CONFIG | {"train": TINY_CONFIG["train"] | {"width_monotone": False}}
-    assert bench.list_schedule(*bench.project_dag(no_chain, [], seconds_of), 100) == 3 + 2
+    assert bench.list_schedule(*bench.project_dag(no_chain, [], seconds_of), 100) == 3 + 4
 
 
 def test_gpu_section_runs_on_any_device():

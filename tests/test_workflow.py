@@ -112,11 +112,12 @@ def expected_packs(config: dict) -> int:
 
 def expected_jobs(config: dict) -> int:
     """Job count of a full run, from the grid sizes."""
-    n_targets = len(config["targets"])
-    per_pack = 3  # train, perturbation, memory
+    n_targets, packs = len(config["targets"]), expected_packs(config)
+    # train and perturbation per pack; memory per pack of every width (never packed)
+    memory = packs // len(config["students"]["widths"])
     aggregates, plots = 4, 5 + n_targets  # + one perturbation figure per target
     synthesis = n_targets  # one job per target writes every seed's splits
-    return synthesis + per_pack * expected_packs(config) + n_targets + aggregates + plots + 1
+    return synthesis + 2 * packs + memory + n_targets + aggregates + plots + 1
 
 
 # ---------------------------------------------------------------------------- DAGs
@@ -140,7 +141,7 @@ def test_plain_snakemake_uses_the_default_config_and_profile(fresh_copy):
     proc = snakemake(fresh_copy, "-n", timeout=300)
     assert "profiles/default" in proc.stdout + proc.stderr
     total = int(re.search(r"^total\s+(\d+)", proc.stdout, re.MULTILINE).group(1))
-    assert total == expected_jobs(load_config(ROOT / "config/config.yaml")) == 61
+    assert total == expected_jobs(load_config(ROOT / "config/config.yaml")) == 49
 
 
 # ---------------------------------------------------------------------------- tiny run

@@ -132,10 +132,9 @@ def axes(group):
 
 # packed axes: one job trains (and evaluates) every student along them as one pack
 PACK_BY = [a for a in GRAMMAR if a in config["train"]["pack_by"]]
-# a pack job's own files (logs, benchmarks): a packed axis reads all-<axis>s
-PACK = STUDENT
-for _axis in PACK_BY:
-    PACK = PACK.replace(GRAMMAR[_axis], f"all-{_axis}s")
+# a memory job takes every width of its pack too: its estimate takes about a second per
+# width, a job's start-up about 2.5 s (it needs no narrower student, as training does)
+MEMORY_PACK_BY = [a for a in GRAMMAR if a in PACK_BY or a == "width"]
 
 
 def student_path(stage, suffix="", file=""):
@@ -144,9 +143,13 @@ def student_path(stage, suffix="", file=""):
     return os.path.join(path, file) if file else path
 
 
-def pack_path(folder, suffix):
-    """<folder>/<pack path><suffix>: logs and benchmarks of one pack job."""
-    return f"{folder}/{PACK}{suffix}"
+def pack_path(folder, suffix, by=None):
+    """<folder>/<pack path><suffix>: logs and benchmarks of one pack job (packed along
+    ``by``, default PACK_BY); a packed axis reads all-<axis>s."""
+    pack = STUDENT
+    for axis in PACK_BY if by is None else by:
+        pack = pack.replace(GRAMMAR[axis], f"all-{axis}s")
+    return f"{folder}/{pack}{suffix}"
 
 
 def student_grid():
@@ -162,27 +165,32 @@ def student_files(pattern):
     return [pattern.format(**s) for s in student_grid()]
 
 
-def pack_members(group):
+def pack_members(group, by=None):
     """The packed axes' values of each member of a pack, in a fixed order."""
-    values = axes(group)
-    return [dict(zip(PACK_BY, v)) for v in product(*(values[a] for a in PACK_BY))]
+    by, values = PACK_BY if by is None else by, axes(group)
+    return [dict(zip(by, v)) for v in product(*(values[a] for a in by))]
 
 
-def pack_outputs(stage, group, suffix="", file=""):
+def pack_outputs(stage, group, suffix="", file="", by=None):
     """Output patterns of a pack job: one per member, the other axes as wildcards."""
-    keep = {a: f"{{{a}}}" for a in GRAMMAR if a not in PACK_BY}
+    by = PACK_BY if by is None else by
+    keep = {a: f"{{{a}}}" for a in GRAMMAR if a not in by}
     path = student_path(stage, suffix, file)
-    return [path.format(**keep, **m) for m in pack_members(group)]
+    return [path.format(**keep, **m) for m in pack_members(group, by)]
 
 
-def members(wildcards):
+def members(wildcards, by=None):
     """Every student of the pack named by ``wildcards``, as complete dicts of axis values
     in the grammar's order."""
-    fixed = {
-        a: wildcards[a] for a in GRAMMAR if a not in PACK_BY
-    }  # family is never packed
-    packed = pack_members(group_of(wildcards["family"]))
+    by = PACK_BY if by is None else by
+    fixed = {a: wildcards[a] for a in GRAMMAR if a not in by}  # family is never packed
+    packed = pack_members(group_of(wildcards["family"]), by)
     return [{a: str((fixed | m)[a]) for a in GRAMMAR} for m in packed]
+
+
+def memory_members(wildcards):
+    """The students of a memory job (every width of a training pack)."""
+    return members(wildcards, MEMORY_PACK_BY)
 
 
 def pack_targets(wildcards):
@@ -192,12 +200,13 @@ def pack_targets(wildcards):
     ]
 
 
-def pack_files(stage, suffix="", file=""):
+def pack_files(stage, suffix="", file="", by=None):
     """Input function: the per-student files of a pack's members, in member order."""
 
     def files(wildcards):
         return [
-            student_path(stage, suffix, file).format(**m) for m in members(wildcards)
+            student_path(stage, suffix, file).format(**m)
+            for m in members(wildcards, by)
         ]
 
     return files

@@ -24,14 +24,14 @@ for _group, _families in FAMILY_GROUPS.items():
         name:
             f"estimate_student_memory{RULE_SUFFIX[_group]}"
         input:
-            models=pack_files("students", file="model.pt"),
+            models=pack_files("students", file="model.pt", by=MEMORY_PACK_BY),
         output:
-            memory=pack_outputs("memory/students", _group, ".tsv"),
-            fits=pack_outputs("memory/students", _group, "_fit.tsv"),
+            memory=pack_outputs("memory/students", _group, ".tsv", by=MEMORY_PACK_BY),
+            fits=pack_outputs("memory/students", _group, "_fit.tsv", by=MEMORY_PACK_BY),
         log:
-            pack_path("logs/estimate_student_memory", ".log"),
+            pack_path("logs/estimate_student_memory", ".log", by=MEMORY_PACK_BY),
         benchmark:
-            pack_path("benchmarks/estimate_student_memory", ".tsv")
+            pack_path("benchmarks/estimate_student_memory", ".tsv", by=MEMORY_PACK_BY)
         wildcard_constraints:
             family="|".join(_families),
         conda:
@@ -41,7 +41,7 @@ for _group, _families in FAMILY_GROUPS.items():
             mem_mb=1000,
             runtime=30,
         params:
-            members=members,
+            members=memory_members,
             memory=lookup(dpath="memory", within=config),
         script:
             "../scripts/estimate_student_memory.py"
