@@ -1,10 +1,12 @@
 # The two quick-start commands are `make run` and `make test`; both build the
-# pinned environment in .venv first (again whenever requirements.txt changes).
+# pinned environment in .venv first (again whenever requirements.txt changes; make test
+# adds the tools of requirements-dev.txt).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 SNAKEMAKE := $(BIN)/snakemake
 WARM = env -u PYTHONDONTWRITEBYTECODE PYTHONPATH=workflow/scripts $(BIN)/python
 CONFIG ?= config/config.yaml
@@ -25,7 +27,7 @@ DEFAULT_OUTPUTS := results/targets results/students results/perturbation results
 DEFAULT_OUTPUTS += results/tables results/figures results/report.html
 DEFAULT_OUTPUTS += logs benchmarks .snakemake
 
-.PHONY: setup run test test-fast lint bench figures docs-figures study paper nonlinear
+.PHONY: setup setup-dev run test test-fast lint bench figures docs-figures study paper nonlinear
 .PHONY: reference-init families dryrun clean clean-all help
 
 help:  ## list the targets
@@ -44,23 +46,29 @@ $(STAMP): requirements.txt
 	  snakemake.scheduling.milp, snakemake.report.html_reporter, jsonschema"; wait $$!
 	touch $(STAMP)
 
+# the test and lint tools, on top (make run does not download them)
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/pip install --quiet --no-compile -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 setup: $(STAMP)  ## create or refresh .venv with the pinned dependencies
 
+setup-dev: $(DEV_STAMP)  ## setup, plus the pinned test and lint tools
+
 run: setup  ## run the default pipeline, build the report, print the claims table
-	$(SM)
-	$(SM) --report results/report.html
+	$(SM) --report results/report.html --report-after-run
 	@echo; echo "== claims ($(WORKDIR)/results/tables/claims.tsv) =="
 	@$(BIN)/python -c "import sys, pandas as pd; \
 	  t = pd.read_csv(sys.argv[1], sep='\t', dtype=str, keep_default_na=False); \
 	  print(t.to_string(index=False, max_colwidth=90))" $(WORKDIR)/results/tables/claims.tsv
 
-test: setup lint  ## lint, then the full test suite (unit, workflow, SLURM)
+test: setup-dev lint  ## lint, then the full test suite (unit, workflow, SLURM)
 	$(BIN)/pytest
 
-test-fast: setup  ## unit tests of the shared module only (no workflow run, no SLURM)
+test-fast: setup-dev  ## unit tests of the shared module only (no workflow run, no SLURM)
 	$(BIN)/pytest -m "not slow and not slurm" $(UNIT_TESTS)
 
-lint: setup  ## formatting and lint checks
+lint: setup-dev  ## formatting and lint checks
 	$(BIN)/ruff check workflow tests bench
 	$(BIN)/ruff format --check workflow tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
