@@ -151,27 +151,22 @@ def test_quick_run_parses_and_checks_pass(tmp_path):
     assert "quantity=wall_clock_last_run value=62.5 unit=s steps=3/3" in text
 
 
-def test_bptt_lines(tmp_path):
+@pytest.mark.parametrize(
+    ("section", "n_checks", "n_timed", "setting"),
+    [
+        ("bptt", 8, 8, "act=hardtanh m=5 r=3 "),  # tanh, hardtanh x 2 widths x 2 pack sizes
+        ("tanh", 5, 4, "act=tanh m=5 r=3 "),  # the form's error, then 2 widths x 2 pack sizes
+    ],
+)
+def test_pack_step_sections_check_then_time(tmp_path, section, n_checks, n_timed, setting):
     lines, rows = run_benchmark(
-        tmp_path, "--sections", "bptt", "--bptt-widths", "2,5", "--bptt-r", "1,3"
+        tmp_path, "--sections", section, "--bptt-widths", "2,5", "--bptt-r", "1,3"
     )
-    checks = [line for line in lines if line.startswith("check bptt ")]
-    assert len(checks) == 8 and all(line.endswith(" ok") for line in checks)
-    timed = [m for m in map(TIMED.match, lines) if m and m["measurement"] == "bptt"]
-    assert len(timed) == 8 == len(rows)  # tanh, hardtanh x 2 widths x 2 pack sizes
-    assert any(m["setting"].startswith("act=hardtanh m=5 r=3 ") for m in timed)
-    assert all(float(m["ours"]) > 0 and float(m["baseline"]) > 0 for m in timed)
-
-
-def test_tanh_lines(tmp_path):
-    lines, rows = run_benchmark(
-        tmp_path, "--sections", "tanh", "--bptt-widths", "2,5", "--bptt-r", "1,3"
-    )
-    checks = [line for line in lines if line.startswith("check tanh ")]
-    assert len(checks) == 5 and all(line.endswith(" ok") for line in checks)
-    timed = [m for m in map(TIMED.match, lines) if m and m["measurement"] == "tanh"]
-    assert len(timed) == 4 == len(rows)  # 2 widths x 2 pack sizes
-    assert any(m["setting"].startswith("act=tanh m=5 r=3 ") for m in timed)
+    checks = [line for line in lines if line.startswith(f"check {section} ")]
+    assert len(checks) == n_checks and all(line.endswith(" ok") for line in checks)
+    timed = [m for m in map(TIMED.match, lines) if m and m["measurement"] == section]
+    assert len(timed) == n_timed == len(rows)
+    assert any(m["setting"].startswith(setting) for m in timed)
     assert all(float(m["ours"]) > 0 and float(m["baseline"]) > 0 for m in timed)
 
 
