@@ -143,11 +143,11 @@ def student_path(stage, suffix="", file=""):
     return os.path.join(path, file) if file else path
 
 
-def pack_path(folder, suffix, by=None):
+def pack_path(folder, suffix, by=PACK_BY):
     """<folder>/<pack path><suffix>: logs and benchmarks of one pack job (packed along
-    ``by``, default PACK_BY); a packed axis reads all-<axis>s."""
+    ``by``); a packed axis reads all-<axis>s."""
     pack = STUDENT
-    for axis in PACK_BY if by is None else by:
+    for axis in by:
         pack = pack.replace(GRAMMAR[axis], f"all-{axis}s")
     return f"{folder}/{pack}{suffix}"
 
@@ -165,24 +165,22 @@ def student_files(pattern):
     return [pattern.format(**s) for s in student_grid()]
 
 
-def pack_members(group, by=None):
+def pack_members(group, by=PACK_BY):
     """The packed axes' values of each member of a pack, in a fixed order."""
-    by, values = PACK_BY if by is None else by, axes(group)
+    values = axes(group)
     return [dict(zip(by, v)) for v in product(*(values[a] for a in by))]
 
 
-def pack_outputs(stage, group, suffix="", file="", by=None):
+def pack_outputs(stage, group, suffix="", file="", by=PACK_BY):
     """Output patterns of a pack job: one per member, the other axes as wildcards."""
-    by = PACK_BY if by is None else by
     keep = {a: f"{{{a}}}" for a in GRAMMAR if a not in by}
     path = student_path(stage, suffix, file)
     return [path.format(**keep, **m) for m in pack_members(group, by)]
 
 
-def members(wildcards, by=None):
+def members(wildcards, by=PACK_BY):
     """Every student of the pack named by ``wildcards``, as complete dicts of axis values
     in the grammar's order."""
-    by = PACK_BY if by is None else by
     fixed = {a: wildcards[a] for a in GRAMMAR if a not in by}  # family is never packed
     packed = pack_members(group_of(wildcards["family"]), by)
     return [{a: str((fixed | m)[a]) for a in GRAMMAR} for m in packed]
@@ -200,7 +198,7 @@ def pack_targets(wildcards):
     ]
 
 
-def pack_files(stage, suffix="", file="", by=None):
+def pack_files(stage, suffix="", file="", by=PACK_BY):
     """Input function: the per-student files of a pack's members, in member order."""
 
     def files(wildcards):
