@@ -120,7 +120,7 @@ import yaml
 from torch import Tensor, nn
 
 from curse_memory import model
-from curse_memory.memory import memory_function, memory_tables
+from curse_memory.memory import memory_tables, student_memories
 from curse_memory.model import (
     ACTIVATIONS,
     DTYPES,
@@ -1019,18 +1019,12 @@ def sweep_seconds(args, config: dict, student: StudentRNN) -> float:
 
 
 def memory_seconds(config: dict, students: list[StudentRNN]) -> float:
-    """A memory job's work on its students as ``estimate_student_memory`` does it: all of
-    them in one float64 time loop over the config's Heaviside inputs and horizon, then
-    each one's tail fit."""
+    """A memory job's work on its students as ``estimate_student_memory`` does it
+    (``student_memories``: one float64 time loop over the config's Heaviside inputs and
+    horizon per width), then each one's tail fit."""
     p, labels = config["memory"], {"subject": "bench", "kind": "student", "target": "bench"}
     start = time.perf_counter()
-    params, cfg, maps = stack_students([retyped(s, "float64", fast_linear=False) for s in students])
-
-    def fn(x):
-        with torch.no_grad():
-            return student_forward(params, torch.as_tensor(x), cfg, maps=maps).numpy()
-
-    t, memories = memory_function(fn, p["horizon"], cfg.d_in, cfg.dt, p["amplitudes"])
+    t, memories = student_memories(students, p["horizon"], p["amplitudes"])
     for memory in memories:
         memory_tables(t, memory, labels, p["fit_from"])
     return time.perf_counter() - start

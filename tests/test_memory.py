@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from curse_memory.memory import decay_fit, heaviside_inputs, memory_function
+from curse_memory.memory import decay_fit, heaviside_inputs, memory_function, student_memories
 from curse_memory.model import StudentConfig, StudentRNN
 from curse_memory.targets import TargetSpec
 
@@ -142,3 +142,23 @@ def diagonal_linear_memory(model, decay, T: int, amplitudes) -> np.ndarray:
             value = np.abs((c * decay ** (k + 1) * (U * s + b)).sum(axis=1)) / (x + 1)
             expected = np.maximum(expected, value)
     return expected
+
+
+def test_student_memories_of_mixed_widths_equal_each_student_alone():
+    """One stacked pass per width, results in the students' order: the same memory
+    functions as each student estimated on its own."""
+    specs = [(3, "tanh", "direct"), (5, "tanh", "softplus"), (3, "tanh", "softplus")]
+    models = [
+        StudentRNN(
+            StudentConfig(width=m, activation=a, parameterisation=p),
+            generator=torch.Generator().manual_seed(i),
+        )
+        for i, (m, a, p) in enumerate(specs)
+    ]
+    t, together = student_memories(models, 200, [1.0, 10.0])
+    assert len(together) == 3 and t.shape == (199,)
+    for model, memory in zip(models, together, strict=True):
+        t_alone, (alone,) = student_memories([model], 200, [1.0, 10.0])
+        np.testing.assert_allclose(memory, alone, rtol=1e-12, atol=1e-300)
+        assert np.all(np.isfinite(memory)) and memory.max() > 0
+    assert not np.allclose(together[0], together[2])  # students differ, rows not swapped

@@ -7,29 +7,14 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import torch
 
-from curse_memory.memory import memory_function, memory_tables
-from curse_memory.model import load_student, retyped, stack_students, student_forward
+from curse_memory.memory import memory_tables, student_memories
+from curse_memory.model import load_student
 
 sm = snakemake
 torch.set_num_threads(sm.threads)
 p = sm.params.memory
-# float64 and the time loop: the horizon is long (the convolution path is O(T^2))
-models = [retyped(load_student(path)[0], "float64", fast_linear=False) for path in sm.input.models]
-widths = {}  # members by width: the students of one width run as one stacked pass
-for i, model in enumerate(models):
-    widths.setdefault(model.config.width, []).append(i)
-memories = [None] * len(models)
-for width, rows in widths.items():
-    params, config, maps = stack_students([models[i] for i in rows])
-
-    def fn(x, params=params, config=config, maps=maps):  # this width's students at once
-        with torch.no_grad():  # (n, T, d) -> (r, n, T, o)
-            return student_forward(params, torch.as_tensor(x), config, maps=maps).numpy()
-
-    t, found = memory_function(fn, p["horizon"], config.d_in, config.dt, p["amplitudes"])
-    for i, memory in zip(rows, found, strict=True):
-        memories[i] = memory
-    print(f"width {width}: {len(rows)} students", file=sys.stderr, flush=True)
+models = [load_student(path)[0] for path in sm.input.models]
+t, memories = student_memories(models, p["horizon"], p["amplitudes"])
 outputs = zip(sm.params.members, memories, sm.output.memory, sm.output.fits, strict=True)
 for m, memory, memory_out, fit_out in outputs:
     keys = m | {"width": int(m["width"]), "seed": int(m["seed"])}  # the student's identity

@@ -48,6 +48,32 @@ def memory_function(
     return dt * np.arange(1, T), memory
 
 
+def student_memories(models: Sequence, T: int, amplitudes: Sequence[float]):
+    """Memory functions of trained students (``StudentRNN``s): float64 and the time loop
+    (the horizon T is long; the convolution path is O(T^2)), one stacked pass over the
+    students of each width. Returns t (T-1,) and one Mhat (T-1,) per student, in order."""
+    import torch
+
+    from .model import retyped, stack_students, student_forward
+
+    models = [retyped(m, "float64", fast_linear=False) for m in models]
+    widths: dict[int, list[int]] = {}  # the students of one width run as one pass
+    for i, model in enumerate(models):
+        widths.setdefault(model.config.width, []).append(i)
+    memories = [None] * len(models)
+    for rows in widths.values():
+        params, cfg, maps = stack_students([models[i] for i in rows])
+
+        def fn(x, params=params, cfg=cfg, maps=maps):  # (n, T, d) -> (r, n, T, o)
+            with torch.no_grad():
+                return student_forward(params, torch.as_tensor(x), cfg, maps=maps).numpy()
+
+        t, found = memory_function(fn, T, cfg.d_in, cfg.dt, amplitudes)
+        for i, memory in zip(rows, found, strict=True):
+            memories[i] = memory
+    return t, memories
+
+
 def decay_fit(t: np.ndarray, memory: np.ndarray, t_min: float = 0.0, floor: float = 1e-10) -> dict:
     """Least-squares fits of the tail: log M = a - lambda t against log M = a - p log(1+t).
 
