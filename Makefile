@@ -7,6 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# uv installs the pinned wheels (14 s against pip's 51 s for requirements.txt on this
+# machine: it downloads and unpacks in parallel). uv does not read pip's configuration, so
+# a wheel directory that pip is pointed at (PIP_FIND_LINKS, or find-links in pip's
+# configuration) is passed on to it.
+UV_VERSION := 0.13.9
+UV = UV_FIND_LINKS="$${UV_FIND_LINKS:-$(PIP_WHEELS)}" $(BIN)/uv pip install --quiet \
+  --python $(BIN)/python
+PIP_WHEELS = $${PIP_FIND_LINKS:-$$(python3 -m pip config get global.find-links 2>/dev/null)}
 SNAKEMAKE := $(BIN)/snakemake
 WARM = env -u PYTHONDONTWRITEBYTECODE PYTHONPATH=workflow/scripts $(BIN)/python
 CONFIG ?= config/config.yaml
@@ -35,7 +43,8 @@ help:  ## list the targets
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-compile -r requirements.txt
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(UV) -r requirements.txt
 	@# byte-compile what the jobs import, by importing it once with bytecode writing on
 	@# (even where PYTHONDONTWRITEBYTECODE is set), in two processes: 17 s against 38 s for
 	@# compiling all of site-packages on 2 cores (most of torch is never imported here)
@@ -48,7 +57,7 @@ $(STAMP): requirements.txt
 
 # the test and lint tools, on top (make run does not download them)
 $(DEV_STAMP): requirements-dev.txt $(STAMP)
-	$(BIN)/pip install --quiet --no-compile -r requirements-dev.txt
+	$(UV) -r requirements-dev.txt
 	touch $(DEV_STAMP)
 
 setup: $(STAMP)  ## create or refresh .venv with the pinned dependencies
