@@ -143,7 +143,19 @@ from curse_memory.training import (
     train_student,
 )
 
-SECTIONS = ("train", "sweep", "scaling", "rss", "e2e", "pack", "gpu", "bptt", "tanh", "project")
+SECTIONS = (
+    "train",
+    "sweep",
+    "scaling",
+    "rss",
+    "e2e",
+    "pack",
+    "gpu",
+    "bptt",
+    "tanh",
+    "layout",
+    "project",
+)
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 CHECK_RTOL = 1e-6  # the loss of ours and of the baseline, both in float64
 RSS_TARGET_MB = 1024.0  # peak RSS target of a training job at m=64
@@ -799,18 +811,16 @@ def bench_pack(args, table: Table, startup: float) -> None:
 
 def autograd_pack_forward(params: dict, x: Tensor, cfg: StudentConfig, maps: list) -> Tensor:
     """The diagonal rnn of r copies, x (r, b, t, d), by autograd through the Euler loop:
-    the baseline of section ``bptt`` (the same maths as ``DiagonalRecurrence``)."""
-    a = recurrence(params, cfg, maps=maps).unsqueeze(1)  # (r, 1, m)
-    xt = x.permute(2, 0, 1, 3).contiguous()  # (t, r, b, d)
-    z = params["b"][None, :, None, :]
-    for j in range(x.shape[-1]):
-        z = torch.addcmul(z, xt[..., j : j + 1], params["U"][None, :, None, :, j])
-    act, ct = ACTIVATIONS[cfg.activation], params["c"].transpose(1, 2)
-    h, ys = torch.zeros_like(z[0]), []
+    the baseline of section ``bptt`` (the same maths and layout as ``DiagonalRecurrence``:
+    each step's states (r, m, b), the readout (r, o, m) x (r, m, b))."""
+    a = recurrence(params, cfg, maps=maps).unsqueeze(-1)  # (r, m, 1)
+    U, c = params["U"], params["c"]
+    z = params["b"][None, :, :, None] + torch.einsum("rmd,rbtd->trmb", U, x)  # (t, r, m, b)
+    act, h, ys = ACTIVATIONS[cfg.activation], torch.zeros_like(z[0]), []
     for zk in z.unbind(0):
         h = h + cfg.dt * act(torch.addcmul(zk, h, a, value=-1.0))
-        ys.append(torch.bmm(h, ct))
-    return torch.stack(ys, dim=2) + params["c0"][:, None, None, :]  # (r, b, t, o)
+        ys.append(torch.bmm(c, h))  # (r, o, b)
+    return torch.stack(ys, dim=2).transpose(1, 3) + params["c0"][:, None, None, :]  # (r, b, t, o)
 
 
 def bptt_step(fwd, params: dict, x: Tensor, y: Tensor, cfg: StudentConfig, maps: list):
