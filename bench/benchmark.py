@@ -614,7 +614,8 @@ def bench_e2e(args, table: Table) -> None:
     )
     by_rule: dict[str, list[float]] = {}
     for (path, _), sec in zip(rows, seconds, strict=True):
-        by_rule.setdefault(path.relative_to(args.bench_dir).parts[0], []).append(sec)
+        rule = path.relative_to(args.bench_dir).parts[0].removesuffix(".tsv")
+        by_rule.setdefault(rule, []).append(sec)
     for rule, secs in sorted(by_rule.items()):
         if len(by_rule) > 1:
             table.note(

@@ -99,6 +99,7 @@ def fake_snakemake_run(root: Path) -> None:
         "train_student/pol/diagonal/direct/tanh/w64/s1.tsv": ("12.5", "410.2"),
         "train_student/pol/diagonal/direct/tanh/w8/s1.tsv": ("3.0", "350.0"),
         "evaluate_perturbation/pol/diagonal/direct/tanh/w64/s1.tsv": ("4.5", "900.0"),
+        "check_claims.tsv": ("1.0", "150.0"),  # a rule without wildcards: one file
     }
     for name, (seconds, rss) in jobs.items():
         path = root / "benchmarks" / name
@@ -145,8 +146,9 @@ def test_quick_run_parses_and_checks_pass(tmp_path):
     text = "\n".join(lines)
     assert "scaling_exponent act=tanh vary=T" in text and "scaling_exponent act=tanh vary=m" in text
     assert re.search(r"^rss .* peak_rss_mb=[\d.]+ ", text, re.M)
-    # end to end, from the fake run: 12.5 + 3.0 + 4.5 s; only the w64 training job's RSS
-    assert "quantity=summed_job_seconds value=20.0 unit=s jobs=3" in text
+    # end to end, from the fake run: 12.5 + 3.0 + 4.5 + 1.0 s; only the w64 training job's RSS
+    assert "quantity=summed_job_seconds value=21.0 unit=s jobs=4" in text
+    assert "quantity=summed_job_seconds rule=check_claims value=1.0 unit=s jobs=1" in text
     assert "quantity=max_rss_train_m64 value=410.2 unit=MB jobs=1" in text
     assert "quantity=wall_clock_last_run value=62.5 unit=s steps=3/3" in text
 

@@ -6,17 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from curse_memory.model import StudentConfig, StudentRNN
-from curse_memory.perturbation import (
-    NORMS,
+from curse_memory.curves import (
     approximation_lost_radius,
-    beta_grid,
     crossing_point,
-    draw_perturbations,
     monotone_envelope,
-    perturbation_sweep,
     stability_radius,
 )
+from curse_memory.model import StudentConfig, StudentRNN
+from curse_memory.perturbation import NORMS, beta_grid, draw_perturbations, perturbation_sweep
 from curse_memory.targets import TargetSpec, make_target
 from curse_memory.training import evaluate
 

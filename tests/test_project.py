@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -159,3 +160,20 @@ def test_eigenvalue_checks_are_written_once_and_used_by_config_and_model():
         assert f"{name}(" in common and f"{name}(" in model, name
     for text in (common, model):
         assert "* hi >= 2" not in text and "hi * self.dt" not in text
+
+
+def test_table_and_figure_modules_import_without_torch():
+    """The aggregation, claim and figure jobs import these; torch's import would add about
+    3 s to each of them (curves holds the readings of E_m(beta) without torch)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import curse_memory.analysis, curse_memory.curves, curse_memory.tables, "
+        "curse_memory.plotting; print(sorted(m for m in ('torch', 'curse_memory.model', "
+        "'curse_memory.perturbation') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow/scripts")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -10,6 +10,8 @@ rule plot_target_memory:
         pdf="results/figures/target_memory.pdf",
     log:
         "logs/plot/target_memory.log",
+    benchmark:
+        "benchmarks/plot_target_memory.tsv"
     conda:
         "../../envs/plot.yaml"
     script:
@@ -30,6 +32,8 @@ rule plot_perturbation:
         pdf="results/figures/perturbation_{target}.pdf",
     log:
         "logs/plot/perturbation_{target}.log",
+    benchmark:
+        "benchmarks/plot_perturbation/{target}.tsv"
     conda:
         "../../envs/plot.yaml"
     script:
@@ -51,6 +55,8 @@ rule plot_stability_radius:
         pdf="results/figures/stability_radius.pdf",
     log:
         "logs/plot/stability_radius.log",
+    benchmark:
+        "benchmarks/plot_stability_radius.tsv"
     conda:
         "../../envs/plot.yaml"
     script:
@@ -69,6 +75,8 @@ rule plot_student_memory:
         pdf="results/figures/student_memory.pdf",
     log:
         "logs/plot/student_memory.log",
+    benchmark:
+        "benchmarks/plot_student_memory.tsv"
     conda:
         "../../envs/plot.yaml"
     script:
@@ -88,6 +96,8 @@ rule plot_training:
         pdf="results/figures/training.pdf",
     log:
         "logs/plot/training.log",
+    benchmark:
+        "benchmarks/plot_training.tsv"
     conda:
         "../../envs/plot.yaml"
     script:
@@ -112,6 +122,8 @@ rule plot_sensitivity:
         pdf="results/figures/sensitivity.pdf",
     log:
         "logs/plot/sensitivity.log",
+    benchmark:
+        "benchmarks/plot_sensitivity.tsv"
     conda:
         "../../envs/plot.yaml"
     script:

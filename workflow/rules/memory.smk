@@ -6,6 +6,8 @@ rule estimate_target_memory:
         fit="results/memory/targets/{target}_fit.tsv",
     log:
         "logs/estimate_target_memory/{target}.log",
+    benchmark:
+        "benchmarks/estimate_target_memory/{target}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1

@@ -7,6 +7,8 @@ rule aggregate_training:
         history="results/tables/history.tsv",
     log:
         "logs/aggregate_training.log",
+    benchmark:
+        "benchmarks/aggregate_training.tsv"
     conda:
         "../../envs/torch.yaml"
     params:
@@ -24,6 +26,8 @@ rule aggregate_perturbation:
         crossings="results/tables/crossings.tsv",
     log:
         "logs/aggregate_perturbation.log",
+    benchmark:
+        "benchmarks/aggregate_perturbation.tsv"
     conda:
         "../../envs/torch.yaml"
     script:
@@ -41,6 +45,8 @@ rule aggregate_memory:
         fit="results/tables/memory_fit.tsv",
     log:
         "logs/aggregate_memory.log",
+    benchmark:
+        "benchmarks/aggregate_memory.tsv"
     conda:
         "../../envs/torch.yaml"
     script:
@@ -64,6 +70,8 @@ rule check_claims:
         families="results/tables/families.tsv",
     log:
         "logs/check_claims.log",
+    benchmark:
+        "benchmarks/check_claims.tsv"
     conda:
         "../../envs/torch.yaml"
     params:

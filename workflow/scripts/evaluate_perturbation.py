@@ -7,8 +7,9 @@ sys.stderr = open(snakemake.log[0], "w")
 import pandas as pd
 import torch
 
+from curse_memory.curves import monotone_envelope
 from curse_memory.model import load_student, read_checkpoint
-from curse_memory.perturbation import beta_grid, monotone_envelope, perturbation_sweep
+from curse_memory.perturbation import beta_grid, perturbation_sweep
 from curse_memory.training import resolve_device
 
 COUNTS = ("n_diverged", "n_eig_negative", "n_eig_euler")  # eigenvalue counts: None for lstm, gru

@@ -24,7 +24,8 @@ parameterisations direct (relu), exp, softplus, best (1 / (w^2 + eps)).
 
 Perturbation stability (``perturbation``): E_m(beta) = max over draws of the test MSE of the
 student whose *raw* parameters are moved by a perturbation of size beta, made monotone in
-beta; the blow-up radius beta*_m(tau) and the crossing points of successive widths.
+beta (``curves``, with no torch: the blow-up and approximation-lost radii and the crossing
+points of successive widths).
 
 Memory function (``memory``): for Heaviside inputs u^x_k = x,
 
@@ -65,15 +66,13 @@ _EXPORTS = {
         "save_student",
         "student_forward",
     ],
-    "perturbation": [
+    "curves": [
         "approximation_lost_radius",
-        "beta_grid",
         "crossing_point",
-        "draw_perturbations",
         "monotone_envelope",
-        "perturbation_sweep",
         "stability_radius",
     ],
+    "perturbation": ["beta_grid", "draw_perturbations", "perturbation_sweep"],
     "targets": [
         "KERNELS",
         "TARGET_KINDS",

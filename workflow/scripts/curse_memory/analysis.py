@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .perturbation import (
+from .curves import (
     approximation_lost_radius,
     crossing_point,
     monotone_envelope,
