@@ -153,7 +153,6 @@ SECTIONS = (
     "gpu",
     "bptt",
     "tanh",
-    "layout",
     "project",
 )
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -816,7 +815,8 @@ def autograd_pack_forward(params: dict, x: Tensor, cfg: StudentConfig, maps: lis
     each step's states (r, m, b), the readout (r, o, m) x (r, m, b))."""
     a = recurrence(params, cfg, maps=maps).unsqueeze(-1)  # (r, m, 1)
     U, c = params["U"], params["c"]
-    z = params["b"][None, :, :, None] + torch.einsum("rmd,rbtd->trmb", U, x)  # (t, r, m, b)
+    z = params["b"][None, :, :, None] + torch.einsum("rmd,rbtd->trmb", U, x)
+    z = z.contiguous()  # (t, r, m, b): each step's block contiguous, as ours
     act, h, ys = ACTIVATIONS[cfg.activation], torch.zeros_like(z[0]), []
     for zk in z.unbind(0):
         h = h + cfg.dt * act(torch.addcmul(zk, h, a, value=-1.0))

@@ -494,7 +494,7 @@ class DiagonalRecurrence(torch.autograd.Function):
         g += dt c^T dy_k,   dc += dy_k h_{k+1}^T,   du_k = g sigma'(u_k),
         dU += du_k x_k^T,   db += du_k,   da -= du_k h_k,   g += dt (-a) du_k
     Every step is a handful of in-place ops on (r, m, b) blocks, with no autograd graph and
-    no (t, r, m, b) gradient: 1.4-3.1x faster than autograd through the same loop (``make
+    no (t, r, m, b) gradient: 1.5-2.7x faster than autograd through the same loop (``make
     bench``, section bptt). sigma'(u) comes from s, as autograd computes it: 1 - s^2 for
     tanh, 0 where |s| = 1 for hardtanh, 1 for linear. In float32 on the CPU, tanh is
     2 sigmoid(2u) - 1 (``sigmoid_tanh``).
