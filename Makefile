@@ -100,7 +100,7 @@ paper: run  ## the paper's full grid in results/paper (for a GPU or a cluster)
 
 nonlinear: CONFIG = config/nonlinear.yaml
 nonlinear: WORKDIR = results/nonlinear
-nonlinear: run  ## the nonlinear-target study (about 90 minutes on 2 cores)
+nonlinear: run  ## the nonlinear-target study (about 10 minutes on 2 cores)
 
 reference-init: CONFIG = config/reference_init.yaml
 reference-init: WORKDIR = results/reference_init
