@@ -8,6 +8,7 @@ for _group, _families in FAMILY_GROUPS.items():
             models=pack_files("students", file="model.pt"),
         output:
             tables=pack_outputs("perturbation", _group, ".tsv"),
+            draws=pack_outputs("perturbation", _group, "_draws.tsv"),
         log:
             pack_path("logs/evaluate_perturbation", ".log"),
         benchmark:

@@ -18,16 +18,30 @@ torch.set_num_threads(sm.threads)
 p = sm.params.perturbation
 device = resolve_device()
 betas = beta_grid(p["beta_min"], p["beta_step"], p["n_betas"])
-inputs = zip(sm.params.members, sm.input.targets, sm.input.models, sm.output.tables, strict=True)
-for member, target_path, model_path, out in inputs:
+method = {"method": p["method"], "steps": p["ascent_steps"], "step_size": p["ascent_step"]}
+inputs = zip(
+    sm.params.members,
+    sm.input.targets,
+    sm.input.models,
+    sm.output.tables,
+    sm.output.draws,
+    strict=True,
+)
+for member, target_path, model_path, out, draws_out in inputs:
     model, _ = load_student(model_path, map_location=device)
     data = read_checkpoint(target_path)
-    rows = []
+    rows, draws = [], []
     for norm in p["norms"]:
         generator = torch.Generator().manual_seed(int(member["seed"]))
         sweep = perturbation_sweep(
-            model, data["x_test"], data["y_test"], betas, p["repeats"], norm, generator
+            model, data["x_test"], data["y_test"], betas, p["repeats"], norm, generator, **method
         )
+        for r in sweep:  # draw i at every beta is beta times the same direction i
+            sampled = r.get("errors_sampled", r["errors"])
+            for i, (error, first) in enumerate(zip(r["errors"], sampled, strict=True)):
+                draws.append({"norm": norm, "beta": r["beta"], "draw": i, "error": error})
+                if p["method"] == "ascent":
+                    draws[-1]["error_sampled"] = first
         envelope = monotone_envelope([r["error"] for r in sweep])
         for r, e in zip(sweep, envelope, strict=True):
             rows.append({"norm": norm, "beta": r["beta"], "error": e, "error_max": r["error"]})
@@ -41,3 +55,4 @@ for member, target_path, model_path, out in inputs:
         **keys, tau=p["tau_factor"] * data["y_var"], lost_tau=p["lost_factor"] * zero_error
     )
     table[[*keys, *rows[0], "tau", "lost_tau"]].to_csv(out, sep="\t", index=False)
+    pd.DataFrame(draws).to_csv(draws_out, sep="\t", index=False)
