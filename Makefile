@@ -36,7 +36,7 @@ DEFAULT_OUTPUTS += results/tables results/figures results/report.html
 DEFAULT_OUTPUTS += logs benchmarks .snakemake
 
 .PHONY: setup setup-dev run test test-fast lint bench figures docs-figures study paper nonlinear
-.PHONY: reference-init families dryrun clean clean-all help
+.PHONY: reference-init families filter dryrun clean clean-all help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -109,6 +109,10 @@ reference-init: run  ## the headline grid with the reference code's initialisati
 families: CONFIG = config/families.yaml
 families: WORKDIR = results/families
 families: run  ## model families: rnn, ssm, lru, lstm, gru (under an hour on 2 cores)
+
+filter: CONFIG = config/filter.yaml
+filter: WORKDIR = results/filter
+filter: run  ## the filter: RNN and Transformer teachers against exp and pol (800 students)
 
 dryrun: setup  ## resolve the DAG of a config without running it
 	$(SM) -n --quiet rules

@@ -114,3 +114,104 @@ def test_unknown_target_names_raise_with_allowed_list(make, allowed):
         make()
     for name in allowed:
         assert name in str(info.value)
+
+
+# ---------------------------------------------------------------------------- transformer
+def transformer(T=40, **kw):
+    return TargetSpec(kind="teacher_transformer", T=T, **kw)
+
+
+@pytest.mark.parametrize("positional", targets.POSITIONAL)
+@pytest.mark.parametrize("k", [0, 13, 39])
+def test_teacher_transformer_is_causal_exactly(positional, k):
+    """Perturbing x_k leaves y_0..y_{k-1} bitwise unchanged and moves y_k."""
+    fn = transformer(transformer_positional=positional).functional()
+    x = np.random.default_rng(5).standard_normal((3, 40, 1))
+    moved = x.copy()
+    moved[:, k] += 3.0
+    y, y_moved = fn(x), fn(moved)
+    np.testing.assert_array_equal(y[:, :k], y_moved[:, :k])
+    assert np.abs(y[:, k] - y_moved[:, k]).min() > 1e-6
+
+
+def test_teacher_transformer_shape_seed_and_scale():
+    x = np.random.default_rng(6).standard_normal((256, 40, 2))
+    spec = transformer(d=2, transformer_width=12, transformer_heads=3, transformer_ff=20)
+    y = spec.functional()(x)
+    assert y.shape == (256, 40, 1) and y.dtype == np.float64 and np.isfinite(y).all()
+    again = transformer(d=2, transformer_width=12, transformer_heads=3, transformer_ff=20)
+    np.testing.assert_array_equal(again.functional()(x), y)  # the seed fixes the weights
+    other = transformer(d=2, transformer_width=12, transformer_heads=3, transformer_ff=20,
+                        teacher_seed=1)  # fmt: skip
+    assert np.abs(other.functional()(x) - y).max() > 1e-2
+    assert 0.7 < y.std() < 1.3  # scaled to unit variance on white inputs of its horizon
+    assert spec.analytic_memory(np.arange(3.0)) is None
+
+
+def test_teacher_transformer_blocks_of_queries_do_not_change_the_output():
+    """The attention in blocks of a few queries (a long horizon's bounded memory) equals one
+    block over all positions."""
+    import torch
+
+    x = torch.randn(2, 57, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    outputs = []
+    for max_elements in (2 * 2 * 57 * 5, 2**30):  # blocks of 5 queries; one block
+        gen = torch.Generator().manual_seed(3)
+        model = targets.CausalTransformer(1, 8, 2, 16, "sinusoidal", gen, max_elements)
+        outputs.append(model(x))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-13, atol=1e-13)
+
+
+def test_teacher_transformer_memory_function_without_positions_is_zero():
+    """Without positional encoding a constant input gives a constant output (every past
+    position is alike): the Heaviside memory function is zero to round-off."""
+    spec = transformer(transformer_positional="none")
+    t, mem = memory.memory_function(spec.functional(), 300, 1, 1.0, [0.1, 1.0, 10.0])
+    assert t.shape == (299,) and mem.max() < 1e-12
+    spec = transformer()  # the sinusoidal encoding moves the output at every step
+    t, mem = memory.memory_function(spec.functional(), 300, 1, 1.0, [0.1, 1.0, 10.0])
+    assert mem.min() > 1e-4
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"transformer_width": 10, "transformer_heads": 3}, "divide"),
+        ({"transformer_positional": "rotary"}, "sinusoidal"),
+        ({"transformer_ff": 0}, ">= 1"),
+    ],
+)
+def test_teacher_transformer_spec_validation(kw, message):
+    with pytest.raises(ValueError, match=message):
+        transformer(**kw)
+
+
+def test_teacher_transformer_config_path(tmp_path):
+    """The schema accepts a teacher_transformer target (and fills its defaults), the config
+    checks refuse heads that do not divide the width and an infeasible memory horizon, and
+    the filter config's target synthesizes."""
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import validate
+
+    from curse_memory.checks import TRANSFORMER_MAX_HORIZON, transformer_problem
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "config/filter.yaml").read_text())
+    config["targets"]["bare"] = {"kind": "teacher_transformer"}
+    validate(config, schema=str(root / "workflow/schemas/config.schema.yaml"))
+    bare = config["targets"]["bare"]
+    assert bare["transformer_width"] == 16 and bare["transformer_positional"] == "sinusoidal"
+    spec = config["targets"]["transformer"]
+    assert transformer_problem("transformer", spec, config["memory"]["horizon"]) is None
+    bad = spec | {"transformer_heads": 5}
+    assert "targets.x.transformer_heads" in transformer_problem("x", bad, 100)
+    assert "memory.horizon" in transformer_problem("x", spec, TRANSFORMER_MAX_HORIZON + 1)
+    assert transformer_problem("x", {"kind": "linear"}, 10**9) is None
+
+    spec = TargetSpec(**(spec | {"T": 30}))
+    data = targets.make_target(spec, 8, 4, 4, seed=2)
+    assert data["x_train"].shape == (8, 30, 1) and data["y_test"].shape == (4, 30, 1)
+    assert data["spec"]["kind"] == "teacher_transformer"
+    assert TargetSpec(**data["spec"]) == spec  # rebuilt from the stored spec

@@ -7,7 +7,12 @@ from snakemake.utils import validate
 
 # the shared package's torch-free checks (the rule scripts import the rest of it)
 sys.path.insert(0, os.path.join(workflow.current_basedir, "..", "scripts"))
-from curse_memory.checks import AXES_APPLY, best_reach_problem, eig_init_problem
+from curse_memory.checks import (
+    AXES_APPLY,
+    best_reach_problem,
+    eig_init_problem,
+    transformer_problem,
+)
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -62,6 +67,9 @@ def check_config(config):
                 f"config targets.{name}.teacher_eig: need lo <= hi and dt*hi < 2, "
                 f"got {[t_lo, t_hi]}"
             )
+        problem = transformer_problem(name, spec, memory["horizon"])
+        if problem:
+            raise ValueError(problem)
 
 
 check_config(config)

@@ -19,6 +19,31 @@ def eig_init_problem(lo: float, hi: float, dt: float) -> str | None:
     return None
 
 
+# teacher_transformer: its causal attention costs O(horizon^2) time (memory is bounded: the
+# scores are computed in blocks of queries). Measured on one core at the default width 16,
+# 2 heads and 8 Heaviside inputs: about 4-5 s at 10,000 steps, so about 2 min here.
+TRANSFORMER_MAX_HORIZON = 50_000
+
+
+def transformer_problem(name: str, spec: dict, horizon: int) -> str | None:
+    """Why the target ``name`` (a teacher_transformer spec) cannot run, as an error naming
+    its key, or None (also for every other kind). ``horizon`` is memory.horizon."""
+    if spec.get("kind") != "teacher_transformer":
+        return None
+    width, heads = spec.get("transformer_width", 16), spec.get("transformer_heads", 2)
+    if width % heads:
+        return (
+            f"config targets.{name}.transformer_heads: {heads} heads do not divide "
+            f"transformer_width {width}"
+        )
+    if horizon > TRANSFORMER_MAX_HORIZON:
+        return (
+            f"config memory.horizon: {horizon} steps is above {TRANSFORMER_MAX_HORIZON}, the "
+            f"cap for a Transformer target ({name}: its attention costs O(horizon^2) time)"
+        )
+    return None
+
+
 def best_reach_problem(hi: float, eps: float) -> str | None:
     """Why ``best`` (a = 1/(w^2 + eps) <= 1/eps) cannot start at eigenvalue hi, or None."""
     if hi >= 1 / eps:
