@@ -8,14 +8,16 @@ import math
 import pytest
 import torch
 
-from curse_memory.model import StudentConfig, StudentRNN
+from curse_memory.model import PARAMETERISATIONS, StudentConfig, StudentRNN
 from curse_memory.targets import TargetSpec, make_target
 from curse_memory.training import (
     PACK_BYTES,
     Cosine,
     Plateau,
     TrainConfig,
+    mse,
     pack_limit,
+    time_weights,
     train_pack,
     train_student,
 )
@@ -216,6 +218,46 @@ def test_reference_init_draws_raw_w_from_a_standard_normal():
     assert 0.42 < float((torch.relu(w) == 0).double().mean()) < 0.58  # direct: half dead
     with pytest.raises(ValueError, match="init"):
         StudentConfig(width=2, init="xavier")
+
+
+@pytest.mark.parametrize("family", ["rnn", "ssm"])
+@pytest.mark.parametrize("param", ["direct", "softplus"])
+def test_reference_init_with_the_orthogonal_structure(family, param):
+    """init reference draws the raw w ~ N(0, 1) and keeps the orthogonal P of the uniform
+    init; the diagonal student of the same seed gets the same w."""
+    kwargs = {"width": 5, "init": "reference", "parameterisation": param, "family": family}
+    gen = torch.Generator().manual_seed(3)
+    model = StudentRNN(StudentConfig(structure="orthogonal", dtype="float64", **kwargs), gen)
+    diagonal = StudentRNN(
+        StudentConfig(dtype="float64", **kwargs), torch.Generator().manual_seed(3)
+    )
+    assert torch.equal(model.w, diagonal.w)
+    P = model.P.detach()
+    torch.testing.assert_close(P.T @ P, torch.eye(5, dtype=torch.float64))
+    a = PARAMETERISATIONS[param].evaluate(model.w.detach(), model.config.eps)
+    torch.testing.assert_close(model.eigenvalues(), torch.sort(a).values)
+    x = torch.randn(4, 12, 1, generator=gen, dtype=torch.float64)
+    assert model(x).shape == (4, 12, 1)
+    data = data_for(1)
+    train = TrainConfig(steps=3, batch_size=8, eval_every=1, log_every=1000)
+    trained, history, _ = train_student(model, data, train, gen, log=io.StringIO())
+    assert len(history) > 0 and math.isfinite(history[-1]["val_loss"])
+
+
+def test_time_weights_follow_the_method_and_differ_from_the_reference_code():
+    """train.time_weighting: squared errors weighted by ((k+1)/(T+1))^2 / mean (method §2);
+    the reference code weights the outputs by (k+1)^2, i.e. squared errors by (k+1)^4."""
+    T = 7
+    w = time_weights(T, True).flatten()
+    k = torch.arange(T, dtype=torch.float64)
+    expected = ((k + 1) / (T + 1)) ** 2
+    torch.testing.assert_close(w, expected / expected.mean(), rtol=1e-15, atol=0)
+    assert float(w.mean()) == pytest.approx(1.0, rel=1e-15)
+    reference = (k + 1) ** 4
+    assert not torch.allclose(w, reference / reference.mean())
+    yhat, y = torch.zeros(1, T, 1, dtype=torch.float64), torch.ones(1, T, 1, dtype=torch.float64)
+    assert float(mse(yhat, y, time_weights(T, True))) == pytest.approx(1.0)  # mean 1: unit error
+    assert time_weights(T, False) is None
 
 
 def test_monotone_steps_extend_the_budget_of_copies_chasing_a_target_only():

@@ -227,11 +227,12 @@ def _init_rnn(cfg: StudentConfig, generator: torch.Generator | None) -> dict[str
     params: dict[str, Tensor] = {}
     if cfg.structure == "dense":
         params["A"] = (q * a) @ q.T
-    elif cfg.init == "reference":
-        params["w"] = torch.randn(m, generator=generator, dtype=f64)
     else:
-        params["w"] = PARAMETERISATIONS[cfg.parameterisation].inverse(a, cfg.eps)
-        if cfg.structure == "orthogonal":
+        if cfg.init == "reference":
+            params["w"] = torch.randn(m, generator=generator, dtype=f64)
+        else:
+            params["w"] = PARAMETERISATIONS[cfg.parameterisation].inverse(a, cfg.eps)
+        if cfg.structure == "orthogonal":  # P = QR of a Gaussian under either init
             params["P"] = q
     params["U"] = torch.randn(m, d, generator=generator, dtype=f64) / math.sqrt(d)
     params["b"] = torch.zeros(m, dtype=f64)
