@@ -35,7 +35,7 @@ DEFAULT_OUTPUTS := results/targets results/students results/perturbation results
 DEFAULT_OUTPUTS += results/tables results/figures results/report.html
 DEFAULT_OUTPUTS += logs benchmarks .snakemake
 
-.PHONY: setup setup-dev run test test-fast lint bench figures docs-figures study paper nonlinear
+.PHONY: setup setup-dev run test test-fast lint bench bench-ascent figures docs-figures study paper nonlinear
 .PHONY: reference-init families filter dryrun clean clean-all help
 
 help:  ## list the targets
@@ -85,6 +85,9 @@ lint: setup-dev  ## formatting and lint checks
 
 bench: setup  ## speed benchmark, ratios side by side (results/benchmarks/bench.tsv)
 	PYTHONPATH=workflow/scripts $(BIN)/python bench/benchmark.py
+
+bench-ascent: setup  ## E_m(beta) of ascent over sampling on the verdicts run's seed-1 students
+	PYTHONPATH=workflow/scripts $(BIN)/python bench/ascent.py --root results/verdicts/results
 
 figures: setup  ## re-render every figure and the report from the tables alone
 	$(SM) figures --allowed-rules $(PLOT_RULES) figures --forcerun $(PLOT_RULES)
