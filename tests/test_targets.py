@@ -198,8 +198,9 @@ def test_teacher_transformer_config_path(tmp_path):
     from curse_memory.checks import TRANSFORMER_MAX_HORIZON, transformer_problem
 
     root = Path(__file__).resolve().parents[1]
-    config = yaml.safe_load((root / "config/filter.yaml").read_text())
-    config["targets"]["bare"] = {"kind": "teacher_transformer"}
+    config = yaml.safe_load((root / "config/config.yaml").read_text())  # the default run,
+    config["targets"] = yaml.safe_load((root / "config/filter.yaml").read_text())["targets"]
+    config["targets"]["bare"] = {"kind": "teacher_transformer"}  # with the filter's targets
     validate(config, schema=str(root / "workflow/schemas/config.schema.yaml"))
     bare = config["targets"]["bare"]
     assert bare["transformer_width"] == 16 and bare["transformer_positional"] == "sinusoidal"
