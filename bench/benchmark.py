@@ -132,7 +132,12 @@ from curse_memory.model import (
     stack_students,
     student_forward,
 )
-from curse_memory.perturbation import beta_grid, draw_perturbations, perturbation_sweep
+from curse_memory.perturbation import (
+    batched_mse,
+    beta_grid,
+    draw_perturbations,
+    perturbation_sweep,
+)
 from curse_memory.targets import TargetSpec, make_target
 from curse_memory.training import (
     PACK_BYTES,
@@ -153,6 +158,7 @@ SECTIONS = (
     "gpu",
     "bptt",
     "tanh",
+    "kernel",
     "project",
 )
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -824,6 +830,10 @@ def autograd_pack_forward(params: dict, x: Tensor, cfg: StudentConfig, maps: lis
     return torch.stack(ys, dim=2).transpose(1, 3) + params["c0"][:, None, None, :]  # (r, b, t, o)
 
 
+torch_forward = functools.partial(student_forward, kernel="torch")  # the op-by-op time loop
+fused_forward = functools.partial(student_forward, kernel="fused")  # curse_memory.kernels
+
+
 def bptt_step(fwd, params: dict, x: Tensor, y: Tensor, cfg: StudentConfig, maps: list):
     """A closure: the MSE of a pack by ``fwd`` and its gradients in fresh leaf parameters."""
     leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
@@ -850,7 +860,7 @@ def bench_bptt(args, table: Table) -> None:
         x, y = (torch.randn(r, B, args.T, 1, generator=gen) for _ in range(2))
         p64 = {k: v.double() for k, v in params.items()}
         cfg64 = replace(cfg, dtype="float64")
-        loss_o, grad_o = bptt_step(student_forward, p64, x.double(), y.double(), cfg64, maps)()
+        loss_o, grad_o = bptt_step(torch_forward, p64, x.double(), y.double(), cfg64, maps)()
         loss_b, grad_b = bptt_step(
             autograd_pack_forward, p64, x.double(), y.double(), cfg64, maps
         )()
@@ -865,7 +875,7 @@ def bench_bptt(args, table: Table) -> None:
         )
         fns = [
             bptt_step(fwd, params, x, y, cfg, maps)
-            for fwd in (student_forward, autograd_pack_forward)
+            for fwd in (torch_forward, autograd_pack_forward)
         ]
         ours, base = side_by_side(fns, args.repeats, args.warmup, torch.device("cpu"))
         table.add("bptt", setting, ours, base)
@@ -893,19 +903,77 @@ def bench_tanh(args, table: Table) -> None:
         params, cfg, _ = stack_students(models)
         gen = torch.Generator().manual_seed(m)
         x, y = (torch.randn(r, B, args.T, 1, generator=gen) for _ in range(2))
-        ours = bptt_step(student_forward, params, x, y, cfg, None)
+        ours = bptt_step(torch_forward, params, x, y, cfg, None)
         with torch.no_grad(), exact():
-            y_exact = student_forward(params, x, cfg)
+            y_exact = torch_forward(params, x, cfg)
         with torch.no_grad():
-            rel = float((student_forward(params, x, cfg) - y_exact).abs().max())
+            rel = float((torch_forward(params, x, cfg) - y_exact).abs().max())
             rel /= float(y_exact.abs().max())
         setting = f"act=tanh m={m} r={r} T={args.T} B={B} dtype={cfg.dtype}"
         table.check(f"tanh {setting} out_rel={rel:.1e} tol=1e-5", rel <= 1e-5)
 
-        base = bptt_step(student_forward, params, x, y, cfg, None)
+        base = bptt_step(torch_forward, params, x, y, cfg, None)
         base = functools.partial(exactly, exact, base)
         t_ours, t_base = side_by_side([ours, base], args.repeats, args.warmup, torch.device("cpu"))
         table.add("tanh", setting, t_ours, t_base)
+
+
+def relative_gap(ours, base) -> float:
+    """Largest |ours - base| / max|base| over a list of tensors (outputs, gradients)."""
+    return max(
+        float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+        for a, b in zip(ours, base, strict=True)
+    )
+
+
+def bench_kernel(args, table: Table) -> None:
+    """Section 10: the fused kernels (``kernels.FusedRecurrence``, numba) against the torch
+    path (``DiagonalRecurrence``, op by op), side by side, tanh rnn, b=128: a packed
+    training step's forward and backward (the MSE's gradients; AdamW is the same for
+    both), and a perturbation pass (``batched_mse``, r draws, the config's test set),
+    after an equivalence check of outputs and gradients (1e-12 float64, 1e-5 float32)."""
+    config = read_config(ROOT / "config" / "config.yaml")
+    B, n_test = 128, config["data"]["n_test"]
+    torch_path = functools.partial(mock.patch.object, model, "default_kernel", lambda: "torch")
+    for dtype, m, r in product(("float32", "float64"), args.kernel_widths, args.kernel_r):
+        maps = ["direct", "softplus"] * (r // 2) + ["direct"] * (r % 2)
+        cfgs = [StudentConfig(width=m, activation="tanh", parameterisation=p, dtype=dtype)
+                for p in maps]  # fmt: skip
+        models = [
+            StudentRNN(c, generator=torch.Generator().manual_seed(i)) for i, c in enumerate(cfgs)
+        ]
+        params, cfg, _ = stack_students(models)
+        gen = torch.Generator().manual_seed(m)
+        x, y = (torch.randn(r, B, args.T, 1, generator=gen, dtype=cfg.torch_dtype) for _ in "xy")
+        fused = bptt_step(
+            functools.partial(student_forward, kernel="fused"), params, x, y, cfg, maps
+        )
+        base = bptt_step(
+            functools.partial(student_forward, kernel="torch"), params, x, y, cfg, maps
+        )
+        (loss_f, grad_f), (loss_b, grad_b) = fused(), base()
+        tol = 1e-12 if dtype == "float64" else 1e-5
+        gap = max(abs(loss_f - loss_b) / abs(loss_b), relative_gap(grad_f, grad_b))
+        setting = f"act=tanh m={m} r={r} T={args.T} B={B} dtype={dtype}"
+        table.check(f"kernel {setting} grad_rel={gap:.1e} tol={tol:.0e}", gap <= tol)
+        ours, theirs = side_by_side([fused, base], args.repeats, args.warmup, torch.device("cpu"))
+        table.add("kernel-step", setting, ours, theirs)
+
+        xt, yt = (
+            torch.randn(n_test, args.T, 1, generator=gen, dtype=cfg.torch_dtype) for _ in "xy"
+        )
+        with torch.no_grad():
+            errors_f = batched_mse(params, xt, yt, cfg)
+            with torch_path():
+                errors_b = batched_mse(params, xt, yt, cfg)
+        gap = relative_gap([errors_f], [errors_b])
+        setting = f"act=tanh m={m} r={r} T={args.T} n={n_test} dtype={dtype}"
+        table.check(f"kernel {setting} mse_rel={gap:.1e} tol={tol:.0e}", gap <= tol)
+        fns = [functools.partial(batched_mse, params, xt, yt, cfg)]
+        fns.append(functools.partial(exactly, torch_path, fns[0]))
+        with torch.no_grad():
+            ours, theirs = side_by_side(fns, args.repeats, args.warmup, torch.device("cpu"))
+        table.add("kernel-sweep", setting, ours, theirs)
 
 
 def bench_gpu(args, table: Table, device: torch.device | None = None) -> None:
@@ -1161,6 +1229,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpu-r", type=int_list, default=[1, 12, 48, 192], help="gpu: r values")
     p.add_argument("--bptt-r", type=int_list, default=[1, 12], help="bptt: students per pack")
     p.add_argument("--bptt-widths", type=int_list, help="bptt: widths (default: config.yaml's)")
+    p.add_argument(
+        "--kernel-widths", type=int_list, default=[2, 4, 6, 8, 14, 64], help="kernel: widths"
+    )
+    p.add_argument("--kernel-r", type=int_list, default=[1, 12], help="kernel: students per pack")
     p.add_argument("--project-config", type=Path, default=ROOT / "config" / "paper.yaml")
     p.add_argument("--project-cores", type=int_list, default=[2, 16], help="cores to project")
     p.add_argument(
@@ -1254,6 +1326,8 @@ def main(argv=None) -> int:
         bench_bptt(args, table)
     if "tanh" in args.sections:
         bench_tanh(args, table)
+    if "kernel" in args.sections:
+        bench_kernel(args, table)
     if "project" in args.sections:
         bench_project(args, table, startup)
     table.write(args.out)

@@ -172,6 +172,22 @@ def test_pack_step_sections_check_then_time(tmp_path, section, n_checks, n_timed
     assert all(float(m["ours"]) > 0 and float(m["baseline"]) > 0 for m in timed)
 
 
+def test_kernel_section_checks_then_times(tmp_path):
+    """fused against torch: per dtype x width x r, a checked training step and a checked
+    perturbation pass, as ratio=N.Nx lines."""
+    lines, rows = run_benchmark(
+        tmp_path, "--sections", "kernel", "--kernel-widths", "2,5", "--kernel-r", "1,3"
+    )
+    checks = [line for line in lines if line.startswith("check kernel ")]
+    assert len(checks) == 2 * 2 * 2 * 2 and all(line.endswith(" ok") for line in checks)
+    timed = [m for m in map(TIMED.match, lines) if m and m["measurement"].startswith("kernel")]
+    assert len(timed) == len(rows) == 16
+    assert {m["measurement"] for m in timed} == {"kernel-step", "kernel-sweep"}
+    assert any(m["setting"].startswith("act=tanh m=5 r=3 ") for m in timed)
+    assert {m["setting"].split("dtype=")[1].strip() for m in timed} == {"float32", "float64"}
+    assert all(float(m["ours"]) > 0 and re.fullmatch(r"\d+\.\d", m["ratio"]) for m in timed)
+
+
 def test_without_benchmark_files_says_so(tmp_path):
     lines, rows = run_benchmark(tmp_path, "--sections", "e2e")
     assert any(line.startswith("e2e status=no_benchmark_files") for line in lines)

@@ -365,6 +365,7 @@ def student_forward(
     cfg: StudentConfig,
     raw: bool = False,
     maps: Sequence[str] | None = None,
+    kernel: str | None = None,
 ) -> Tensor:
     """Outputs yhat of the student(s) on inputs x.
 
@@ -375,6 +376,9 @@ def student_forward(
             (packed training: every copy sees its own data).
         raw: evaluation map of f (see ``recurrence``; rnn and ssm only).
         maps: parameterisation of each copy, for a pack that mixes them (rnn and ssm).
+        kernel: time loop of the diagonal rnn and ssm on the CPU: ``fused`` (compiled,
+            ``kernels.FusedRecurrence``) or ``torch`` (the reference, op by op); None:
+            ``fused`` where numba is installed (``default_kernel``).
     Returns:
         yhat (b, t, o), or (r, b, t, o) for batched parameters.
     """
@@ -386,6 +390,8 @@ def student_forward(
     rec = recurrence(params, cfg, raw, maps)
     if cfg.activation == "linear" and cfg.fast_linear:  # the ssm then equals the rnn
         return _linear_convolution(params, rec, x, cfg)
+    if cfg.structure == "diagonal" and x.device.type == "cpu" and _fused(kernel):
+        return _fused_forward(params, rec, x, cfg)
     if cfg.family == "rnn" and cfg.structure == "diagonal" and copies(params, cfg) is not None:
         args = (params["U"], params["b"], rec, params["c"])
         keep = torch.is_grad_enabled() and any(v.requires_grad for v in args)
@@ -397,6 +403,42 @@ def student_forward(
         return _readout(params, act(states))
     states = _hidden_states(params, rec, x, cfg, act)  # (b, t, m) or time-major (t, r, b, m)
     return _readout(params, states)
+
+
+KERNELS = ("fused", "torch")
+
+
+def default_kernel() -> str:
+    """``fused`` where numba is installed, else ``torch``."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "fused"
+
+
+def _fused(kernel: str | None) -> bool:
+    """Whether the diagonal time loop runs in the fused kernels."""
+    kernel = default_kernel() if kernel is None else kernel
+    check_choice("kernel", kernel, KERNELS)
+    return kernel == "fused"
+
+
+def _fused_forward(params: Mapping[str, Tensor], rec: Tensor, x: Tensor, cfg: StudentConfig):
+    """The diagonal rnn or ssm by ``kernels.FusedRecurrence`` (one compiled call forward,
+    one backward); unbatched parameters run as r = 1. Same maths as the torch path."""
+    from .kernels import FusedRecurrence
+
+    U, bias, c, c0 = params["U"], params["b"], params["c"], params["c0"]
+    single = U.dim() == 2
+    if single:
+        U, bias, rec, c, c0 = U[None], bias[None], rec[None], c[None], c0[None]
+    args = (U, bias, rec, c)
+    keep = torch.is_grad_enabled() and any(v.requires_grad for v in args)
+    ssm = cfg.family == "ssm"
+    y = FusedRecurrence.apply(x, *args, cfg.dt, cfg.activation, ssm, keep)  # (r, b, t, o)
+    y = y + c0[:, None, None, :]
+    return y[0] if single else y
 
 
 def _readout(params: Mapping[str, Tensor], states: Tensor) -> Tensor:

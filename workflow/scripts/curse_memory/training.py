@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from .model import StudentRNN, eigenvalues, student_forward
+from .model import KERNELS, StudentRNN, check_choice, eigenvalues, student_forward
 
 SCHEDULES = ("plateau", "cosine")
 
@@ -39,8 +39,10 @@ class TrainConfig:
     target_loss: float | None = None  # stop once val loss <= this (width monotonicity)
     monotone_steps: int | None = None  # budget of a student with a target_loss (default steps)
     log_every: int = 100  # steps between progress lines
+    kernel: str = "fused"  # diagonal rnn / ssm time loop on the CPU: fused (numba) | torch
 
     def __post_init__(self):
+        check_choice("train.kernel", self.kernel, KERNELS)
         for key in ("steps", "batch_size", "eval_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1")
@@ -194,6 +196,7 @@ class Pack:
     """
 
     SPLITS = ("x_train", "y_train", "x_val", "y_val")
+    kernel: str | None = None  # the time loop (``student_forward``'s kernel); None: default
 
     def __init__(self, models: list[StudentRNN], datas: list[dict], device):
         cfg = models[0].config
@@ -232,7 +235,7 @@ class Pack:
 
     def forward(self, x: Tensor) -> Tensor:
         """x (r, b, t, d) -> yhat (r, b, t, o), copy i on its own batch x[i]."""
-        return student_forward(self.params(), x, self.config, maps=self.maps)
+        return student_forward(self.params(), x, self.config, maps=self.maps, kernel=self.kernel)
 
     def minibatch(self, split: str, idx: Tensor) -> Tensor:
         """Rows idx (r, b) of each copy's own split: (r, b, t, .), one ``index_select`` on
@@ -334,6 +337,7 @@ def train_pack(
             )  # fmt: skip
         return out
     pack = Pack(models, datas, device)
+    pack.kernel = cfg.kernel
     weights = time_weights(pack.data["x_train"].shape[2], cfg.time_weighting, pack.flat.dtype)
     weights = weights.to(device) if weights is not None else None
     copies = [
