@@ -931,7 +931,8 @@ def bench_kernel(args, table: Table) -> None:
     path (``DiagonalRecurrence``, op by op), side by side, tanh rnn, b=128: a packed
     training step's forward and backward (the MSE's gradients; AdamW is the same for
     both), and a perturbation pass (``batched_mse``, r draws, the config's test set),
-    after an equivalence check of outputs and gradients (1e-12 float64, 1e-5 float32)."""
+    after an equivalence check of outputs and gradients (1e-12 float64; float32: the
+    gradients' error against float64 at most 2x the torch path's, or 2e-5)."""
     config = read_config(ROOT / "config" / "config.yaml")
     B, n_test = 128, config["data"]["n_test"]
     torch_path = functools.partial(mock.patch.object, model, "default_kernel", lambda: "torch")
@@ -954,6 +955,13 @@ def bench_kernel(args, table: Table) -> None:
         (loss_f, grad_f), (loss_b, grad_b) = fused(), base()
         tol = 1e-12 if dtype == "float64" else 1e-5
         gap = max(abs(loss_f - loss_b) / abs(loss_b), relative_gap(grad_f, grad_b))
+        if dtype == "float32":  # sums of 1e4 float32 terms in another order: judge both
+            p64 = {k: v.double() for k, v in params.items()}  # against float64
+            cfg64 = replace(cfg, dtype="float64")
+            exact = bptt_step(torch_forward, p64, x.double(), y.double(), cfg64, maps)()[1]
+            exact = [g.float() for g in exact]
+            gap = relative_gap(grad_f, exact) / max(relative_gap(grad_b, exact), 1e-5)
+            tol = 2.0  # the fused kernel's float32 error at most 2x the torch path's
         setting = f"act=tanh m={m} r={r} T={args.T} B={B} dtype={dtype}"
         table.check(f"kernel {setting} grad_rel={gap:.1e} tol={tol:.0e}", gap <= tol)
         ours, theirs = side_by_side([fused, base], args.repeats, args.warmup, torch.device("cpu"))
@@ -966,7 +974,7 @@ def bench_kernel(args, table: Table) -> None:
             errors_f = batched_mse(params, xt, yt, cfg)
             with torch_path():
                 errors_b = batched_mse(params, xt, yt, cfg)
-        gap = relative_gap([errors_f], [errors_b])
+        gap, tol = relative_gap([errors_f], [errors_b]), 1e-12 if dtype == "float64" else 1e-5
         setting = f"act=tanh m={m} r={r} T={args.T} n={n_test} dtype={dtype}"
         table.check(f"kernel {setting} mse_rel={gap:.1e} tol={tol:.0e}", gap <= tol)
         fns = [functools.partial(batched_mse, params, xt, yt, cfg)]
