@@ -25,10 +25,9 @@ CORES ?= all
 SM = $(abspath $(SNAKEMAKE)) --directory $(WORKDIR) --configfile $(abspath $(CONFIG)) --cores $(CORES)
 PLOT_RULES := plot_target_memory plot_perturbation plot_stability_radius plot_student_memory
 PLOT_RULES += plot_training plot_sensitivity
-# unit tests of the shared module (no workflow run, no SLURM)
-UNIT_TESTS := tests/test_model.py tests/test_targets.py tests/test_memory.py
-UNIT_TESTS += tests/test_perturbation.py tests/test_analysis.py tests/test_plotting.py
-UNIT_TESTS += tests/test_training.py tests/test_families.py
+# the tests that run in process: no snakemake subprocess, no end-to-end run, no SLURM
+# (markers registered in pyproject.toml)
+FAST_TESTS := -m "not slow and not slurm and not workflow"
 # what the default run (WORKDIR = .) writes; the study's, the paper's and any other
 # results/<name> working directories are left alone
 DEFAULT_OUTPUTS := results/targets results/students results/perturbation results/memory
@@ -77,13 +76,13 @@ run: setup  ## run the default pipeline, build the report, print the claims tabl
 test: setup-dev lint  ## lint, then the full test suite (unit, workflow, SLURM)
 	$(BIN)/pytest
 
-test-fast: setup-dev  ## unit tests of the shared module only (no workflow run, no SLURM)
-	$(BIN)/pytest -m "not slow and not slurm" $(UNIT_TESTS)
+test-fast: setup-dev  ## the in-process tests (no snakemake subprocess, no SLURM; under a minute)
+	$(BIN)/pytest $(FAST_TESTS)
 
 lint: setup-dev  ## formatting and lint checks
-	$(BIN)/ruff check workflow tests bench
-	$(BIN)/ruff format --check workflow tests bench
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/ruff check workflow tests bench scripts
+	$(BIN)/ruff format --check workflow tests bench scripts
+	$(BIN)/snakefmt --check Snakefile workflow/Snakefile workflow/rules
 	$(SNAKEMAKE) --lint --configfile $(CONFIG)
 
 bench: setup  ## speed benchmark, ratios side by side (results/benchmarks/bench.tsv)

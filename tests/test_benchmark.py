@@ -280,8 +280,10 @@ def test_job_seconds_and_subpacks():
     assert bench.pack_variants([12], 128, 8, 4) == [(12, limit)]
 
 
-def test_measure_startup():
-    assert bench.measure_startup(repeats=1, code="pass") > 0
+def test_measure_startup_times_the_code_in_a_fresh_process():
+    quick = bench.measure_startup(repeats=1, code="pass")
+    slow = bench.measure_startup(repeats=1, code="import time; time.sleep(0.4)")
+    assert slow >= 0.4 and slow - quick >= 0.3  # the code's own wall time is counted
 
 
 def test_list_schedule_known_makespan():

@@ -37,7 +37,10 @@ def test_torch_is_pinned_exactly():
     assert requirement_pins()["torch"] == "2.13.0"
 
 
-@pytest.mark.parametrize("env", ["torch.yaml", "plot.yaml"])
+ENVS = sorted(p.name for p in (ROOT / "envs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_conda_envs_pin_the_same_versions_as_requirements(env):
     pins, reqs = env_pins(ROOT / "envs" / env), requirement_pins()
     assert pins, env
@@ -66,6 +69,57 @@ def test_every_rule_uses_a_pinned_env_and_has_a_log():
             listed += [d for d in deps if isinstance(d, dict) for d in d["pip"]]
             unpinned = [d for d in listed if not re.search(r"=\s*[0-9]", d)]
             assert not unpinned, f"{name}: {env.group(1)} leaves {unpinned} unpinned"
+
+
+def rule_blocks() -> dict[str, str]:
+    """Every rule of workflow/rules/*.smk by name (a rule built in a loop by its name's
+    f-string prefix), with its text."""
+    blocks = {}
+    for path in (ROOT / "workflow/rules").glob("*.smk"):
+        text = path.read_text()
+        for block in re.split(r"^(?=[ ]*rule\b)", text, flags=re.MULTILINE)[1:]:
+            named = re.match(r"\s*rule (\w+):", block) or re.search(r'name:\s*\n\s*f"(\w+)', block)
+            blocks[named.group(1)] = block
+    return blocks
+
+
+def test_every_job_declares_its_memory_and_runtime():
+    """Cluster executors size each job from mem_mb and runtime (the profiles only raise
+    them for the heavy rules)."""
+    blocks = rule_blocks()
+    jobs = {n: b for n, b in blocks.items() if n not in ("all", "figures")}
+    assert {"train_students", "check_claims", "plot_training"} <= set(jobs)
+    for name, block in jobs.items():
+        resources = block.split("resources:")[1] if "resources:" in block else ""
+        assert re.search(r"^\s+mem_mb=\d+", resources, re.M), name
+        assert re.search(r"^\s+runtime=\d+", resources, re.M), name
+
+
+def test_table_and_figure_rules_are_local_and_torch_free():
+    """The cheap aggregations and the figures run on the submitting host (localrules) in
+    an environment without torch; the rules that import torch use envs/torch.yaml."""
+    local = set()
+    for path in (ROOT / "workflow/rules").glob("*.smk"):
+        for body in re.findall(r"^localrules:\n((?:\s+\w+,?\n)+)", path.read_text(), re.M):
+            local |= set(re.findall(r"\w+", body))
+    torch_free = yaml.safe_load((ROOT / "envs/tables.yaml").read_text())["dependencies"]
+    assert not any("torch" in str(d) for d in torch_free)
+    for name, block in rule_blocks().items():
+        script = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+\.py)"', block)
+        if not script:
+            continue
+        code = (ROOT / "workflow/scripts" / script.group(1)).read_text()
+        heavy = re.search(
+            r"^(import torch|from curse_memory\.(model|training|perturbation|"
+            r"memory|targets) import)",
+            code,
+            re.M,
+        )
+        env = re.search(r'conda:\s*\n\s*"\.\./\.\./envs/(\w+\.yaml)"', block).group(1)
+        if heavy:
+            assert env == "torch.yaml" and name not in local, name
+        else:
+            assert env == "tables.yaml" and name in local, name
 
 
 def schema_keys(node: dict, prefix: str = "") -> list[str]:
@@ -118,7 +172,6 @@ def test_every_method_reference_resolves_to_a_section_of_docs_method():
             cited.setdefault(number, []).append(path.name)
     assert cited, "no method § reference found"
     assert set(cited) <= sections, {n: cited[n] for n in set(cited) - sections}
-    assert not any("SPEC" in p.read_text() for p in ROOT.glob("workflow/**/*.py"))
 
 
 def test_grid_names_agree_between_the_schema_the_model_and_the_figures():
@@ -153,11 +206,25 @@ def test_plot_rules_of_the_makefile_are_the_rules_of_figures_smk():
 def test_eigenvalue_checks_are_written_once_and_used_by_config_and_model():
     """The Euler and best checks live in curse_memory.checks; the config validation and
     StudentConfig both call them instead of writing their own."""
-    checks = "eig_init_problem", "best_reach_problem"
-    common = (ROOT / "workflow/rules/common.smk").read_text()
+    import ast
+
+    names = "eig_init_problem", "best_reach_problem"
+    checks = (ROOT / "workflow/scripts/curse_memory/checks.py").read_text()
+    check_config = next(
+        node
+        for node in ast.parse(checks).body
+        if isinstance(node, ast.FunctionDef) and node.name == "check_config"
+    )
+    called = {
+        n.func.id
+        for n in ast.walk(check_config)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
     model = (ROOT / "workflow/scripts/curse_memory/model.py").read_text()
-    for name in checks:
-        assert f"{name}(" in common and f"{name}(" in model, name
+    common = (ROOT / "workflow/rules/common.smk").read_text()
+    for name in names:
+        assert name in called and f"{name}(" in model, name
+    assert "check_config(config)" in common
     for text in (common, model):
         assert "* hi >= 2" not in text and "hi * self.dt" not in text
 
@@ -177,3 +244,17 @@ def test_table_and_figure_modules_import_without_torch():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_config_readme_tables_are_generated_from_the_schema():
+    """config/README.md's key tables are the schema's descriptions, defaults and bounds
+    (regenerate with `python scripts/config_docs.py`)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("config_docs", ROOT / "scripts/config_docs.py")
+    docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docs)
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    text = (ROOT / "config/README.md").read_text()
+    assert text.count(docs.BEGIN) >= 7  # targets, data, students, train, perturbation, ...
+    assert docs.render(text, schema) == text, "run: python scripts/config_docs.py"

@@ -1,9 +1,8 @@
 """The Snakemake workflow end to end: DAG sizes, the tiny config, report, figure rebuilds,
-determinism, resume after an interruption, and config validation."""
+determinism and resume after an interruption (config validation: tests/test_config.py)."""
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import effective_config
 from workflow_copy import WORKFLOW
 from workflow_copy import copy_workflow as copy_workflow_names
 
@@ -39,6 +38,8 @@ TABLE_COLUMNS = {
     "slopes": ["measure", "slope", "ci_low", "ci_high"],
 }
 TIMINGS = {"training": ["wall_s"]}  # columns that measure time, not results
+# every test here calls snakemake in a subprocess
+pytestmark = pytest.mark.workflow
 
 
 def copy_workflow(dst: Path) -> Path:
@@ -68,8 +69,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def load_config(path: Path) -> dict:
-    with open(path) as f:
-        return yaml.safe_load(f)
+    """The config a run with ``--configfile path`` sees (an overlay over the default)."""
+    return effective_config(path)
 
 
 AXIS_FAMILIES = ("rnn", "ssm")  # the families with structure, parameterisation, activation
@@ -310,71 +311,3 @@ def test_interrupted_run_resumes_without_redoing_finished_jobs(tmp_path):
     trained = re.findall(r"rule train_students:", rerun.stdout + rerun.stderr)
     config = load_config(ROOT / TINY)
     assert len(trained) == expected_packs(config) - len(finished) // pack_size(config)
-
-
-# ---------------------------------------------------------------------------- config
-def _set(config: dict, dotted: str, value) -> dict:
-    config = copy.deepcopy(config)
-    *path, last = dotted.split(".")
-    node = config
-    for key in path:
-        node = node[key]
-    if value is _DELETE:
-        del node[last]
-    else:
-        node[last] = value
-    return config
-
-
-_DELETE = object()
-BAD_CONFIGS = [
-    ("students.parameterisations", ["direct", "relu"], "relu"),
-    ("students.widths", [0, 8], "widths"),
-    ("data.dt", -1.0, "dt"),
-    ("perturbation.beta_step", 0.0, "beta_step"),
-    ("perturbation.beta_min", -0.001, "beta_min"),
-    ("students", _DELETE, "students"),
-    ("train.steps", "many", "steps"),
-    ("targets.pol.kernel", "gauss", "kernel"),
-    ("targets.pol.kernel_params", {"s": 0.1, "q": 1.1}, "kernel_params"),
-    ("train.stpes", 10, "stpes"),
-    ("students.activations", ["relu"], "activations"),
-    ("students.structures", ["circulant"], "structures"),
-    ("students.eig_init", [0.2, 2.5], "eig_init"),
-    ("perturbation.norms", ["l1"], "norms"),
-    ("seeds", [], "seeds"),
-    ("targets.pol.kind", "transformer", "kind"),
-    ("train.pack_by", ["width"], "pack_by"),
-    ("students.init", "xavier", "init"),
-    ("perturbation.lost_factor", 0, "lost_factor"),
-    ("claims.radius", {"tanh": "sometimes"}, "radius"),
-    ("targets.exp.kernel_params", {"a": -1.0}, "targets.exp.kernel_params.a"),
-    ("targets.pol.kernel_params", {"s": 0.1, "p": 0.0}, "targets.pol.kernel_params.p"),
-    ("memory.fit_from", 10000, "memory.fit_from"),
-    ("targets.pol.T", 400, "train.pack_by"),  # one pack would hold two horizons
-    ("students.families", ["rnn", "transformer"], "transformer"),
-    ("train.schedule", "linear", "schedule"),
-]
-
-
-@pytest.mark.parametrize("key,value,named", BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
-def test_bad_config_fails_at_validation_naming_the_key(tmp_path, key, value, named):
-    config = _set(load_config(ROOT / "config/config.yaml"), key, value)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(config))
-    proc = snakemake(ROOT, "-n", "--configfile", str(path), check=False, timeout=120)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert "validating config" in out or "config " in out, out[-2000:]
-    assert named in out, out[-2000:]
-    assert "Job stats" not in out  # nothing was scheduled
-
-
-def test_best_with_unreachable_init_is_rejected(tmp_path):
-    config = load_config(ROOT / "config/config.yaml")
-    config["students"]["parameterisations"] = ["best"]
-    config["students"]["eps"] = 1.5
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(config))
-    proc = snakemake(ROOT, "-n", "--configfile", str(path), check=False, timeout=120)
-    assert proc.returncode != 0 and "students.eps" in proc.stdout + proc.stderr

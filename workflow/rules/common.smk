@@ -1,78 +1,36 @@
+import importlib.util
 import os
 import re
-import sys
 from itertools import product
 
 from snakemake.utils import validate
 
-# the shared package's torch-free checks (the rule scripts import the rest of it)
-sys.path.insert(0, os.path.join(workflow.current_basedir, "..", "scripts"))
-from curse_memory.checks import (
-    AXES_APPLY,
-    best_reach_problem,
-    eig_init_problem,
-    transformer_problem,
-)
+
+def load_checks():
+    """curse_memory/checks.py on its own (no torch, no rest of the package), found through
+    Snakemake's source path, so this works from a clone and as a module (also a remote
+    one); the rule scripts import the whole package from next to themselves."""
+    path = workflow.source_path("../scripts/curse_memory/checks.py")
+    spec = importlib.util.spec_from_file_location("curse_memory_checks", path)
+    checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checks)
+    return checks
+
+
+checks = load_checks()
+AXES_APPLY = checks.AXES_APPLY
+
+# Snakemake merged the --configfile overlays (and --config) over config/config.yaml key by
+# key; targets are a set of named targets, so an overlay that names targets gives the
+# whole set (checks.merge_config, the documented order). Skipped for a module, whose
+# config is the one its user passes.
+if not workflow.modifier.skip_configfile:
+    _overlay = workflow.config_settings.overwrite_config
+    if "targets" in _overlay:
+        config["targets"] = checks.merge_config({}, _overlay)["targets"]
 
 validate(config, schema="../schemas/config.schema.yaml")
-
-
-def check_config(config):
-    """Cross-key checks that JSON Schema cannot express; each error names its key."""
-    dt = config["data"]["dt"]
-    students = config["students"]
-    lo, hi = students["eig_init"]
-    problem = eig_init_problem(lo, hi, dt)
-    if problem:
-        raise ValueError(f"config students.eig_init: {problem}")
-    problem = best_reach_problem(hi, students["eps"])
-    if "best" in students["parameterisations"] and problem:
-        raise ValueError(f"config students.eps: {problem}")
-    train = config["train"]
-    if train["monotone_steps"] is not None and train["monotone_steps"] < train["steps"]:
-        raise ValueError(
-            f"config train.monotone_steps: {train['monotone_steps']} is below train.steps "
-            f"({train['steps']}); it is the longer budget of students chasing a target"
-        )
-    pack_by = config["train"]["pack_by"]
-    horizons = {
-        spec.get("T", config["data"]["T"]) for spec in config["targets"].values()
-    }
-    if "target" in pack_by and len(horizons) > 1:
-        raise ValueError(
-            "config train.pack_by: 'target' packs students of different targets into one "
-            f"model, which needs one horizon T, but the targets have T in {sorted(horizons)}; "
-            "allowed here: [seed] or []"
-        )
-    memory = config["memory"]
-    if memory["fit_from"] >= memory["horizon"] * dt:
-        raise ValueError(
-            f"config memory.fit_from: {memory['fit_from']} is at or beyond the horizon "
-            f"({memory['horizon']} steps x dt = {memory['horizon'] * dt}): every tail fit "
-            "would be empty; lower fit_from or raise memory.horizon"
-        )
-    for name, spec in config["targets"].items():
-        params = spec.get("kernel_params", {})
-        for key in (
-            ("a", "s", "p") if spec.get("kernel", "exp") in ("exp", "pol") else ()
-        ):
-            if key in params and not params[key] > 0:
-                raise ValueError(
-                    f"config targets.{name}.kernel_params.{key}: must be > 0, got "
-                    f"{params[key]} (a decaying memory kernel needs a positive rate)"
-                )
-        t_lo, t_hi = spec.get("teacher_eig", [0.3, 1.0])
-        if not t_lo <= t_hi or dt * t_hi >= 2:
-            raise ValueError(
-                f"config targets.{name}.teacher_eig: need lo <= hi and dt*hi < 2, "
-                f"got {[t_lo, t_hi]}"
-            )
-        problem = transformer_problem(name, spec, memory["horizon"])
-        if problem:
-            raise ValueError(problem)
-
-
-check_config(config)
+checks.check_config(config)
 
 TARGETS = list(config["targets"])
 FAMILIES = config["students"]["families"]

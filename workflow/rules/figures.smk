@@ -1,3 +1,15 @@
+# Figures read the tables only: seconds each, run on the submitting host (no cluster
+# job of their own), in the torch-free environment.
+localrules:
+    figures,
+    plot_target_memory,
+    plot_perturbation,
+    plot_stability_radius,
+    plot_student_memory,
+    plot_training,
+    plot_sensitivity,
+
+
 rule plot_target_memory:
     input:
         memory="results/tables/memory.tsv",
@@ -13,7 +25,11 @@ rule plot_target_memory:
     benchmark:
         "benchmarks/plot_target_memory.tsv"
     conda:
-        "../../envs/plot.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/plot_target_memory.py"
 
@@ -35,7 +51,11 @@ rule plot_perturbation:
     benchmark:
         "benchmarks/plot_perturbation/{target}.tsv"
     conda:
-        "../../envs/plot.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/plot_perturbation.py"
 
@@ -58,7 +78,11 @@ rule plot_stability_radius:
     benchmark:
         "benchmarks/plot_stability_radius.tsv"
     conda:
-        "../../envs/plot.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/plot_stability_radius.py"
 
@@ -78,7 +102,11 @@ rule plot_student_memory:
     benchmark:
         "benchmarks/plot_student_memory.tsv"
     conda:
-        "../../envs/plot.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/plot_student_memory.py"
 
@@ -99,7 +127,11 @@ rule plot_training:
     benchmark:
         "benchmarks/plot_training.tsv"
     conda:
-        "../../envs/plot.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/plot_training.py"
 
@@ -125,6 +157,10 @@ rule plot_sensitivity:
     benchmark:
         "benchmarks/plot_sensitivity.tsv"
     conda:
-        "../../envs/plot.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/plot_sensitivity.py"

@@ -1,3 +1,12 @@
+# Cheap aggregations of the per-student tables and the claims: run on the submitting
+# host (no cluster job of their own), in the torch-free environment.
+localrules:
+    aggregate_training,
+    aggregate_perturbation,
+    aggregate_memory,
+    check_claims,
+
+
 rule aggregate_training:
     input:
         metrics=student_files(student_path("students", file="metrics.json")),
@@ -10,7 +19,11 @@ rule aggregate_training:
     benchmark:
         "benchmarks/aggregate_training.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         students=student_grid(),
     script:
@@ -29,7 +42,11 @@ rule aggregate_perturbation:
     benchmark:
         "benchmarks/aggregate_perturbation.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     script:
         "../scripts/aggregate_perturbation.py"
 
@@ -48,7 +65,11 @@ rule aggregate_memory:
     benchmark:
         "benchmarks/aggregate_memory.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     script:
         "../scripts/aggregate_memory.py"
 
@@ -73,7 +94,11 @@ rule check_claims:
     benchmark:
         "benchmarks/check_claims.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         targets=lookup(dpath="targets", within=config),
         thresholds=lookup(dpath="claims", within=config),
