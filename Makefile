@@ -35,7 +35,7 @@ DEFAULT_OUTPUTS += results/tables results/figures results/report.html
 DEFAULT_OUTPUTS += logs benchmarks .snakemake
 
 .PHONY: setup setup-dev run test test-fast lint bench bench-ascent figures docs-figures study paper nonlinear
-.PHONY: reference-init families filter dryrun clean clean-all help
+.PHONY: reference-init families filter verdicts dryrun clean clean-all help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -115,6 +115,10 @@ families: CONFIG = config/families.yaml
 families: WORKDIR = results/families
 families: run  ## model families: rnn, ssm, lru, lstm, gru (under an hour on 2 cores)
 
+verdicts: CONFIG = config/verdicts.yaml
+verdicts: WORKDIR = results/verdicts
+verdicts: run  ## the default grid with 10 seeds and both norms (trends on 9 df; ~40 min on 2 cores)
+
 filter: CONFIG = config/filter.yaml
 filter: WORKDIR = results/filter
 filter: run  ## the filter: RNN and Transformer teachers against exp and pol (800 students)
@@ -128,16 +132,19 @@ DOCS_FIGURES += nonlinear:stability_radius nonlinear:sensitivity
 DOCS_FIGURES += reference_init:perturbation_exp reference_init:perturbation_pol
 DOCS_FIGURES += study:sensitivity study:stability_radius
 DOCS_FIGURES += families:perturbation_exp families:perturbation_pol families:stability_radius
+DOCS_FIGURES += verdicts:sensitivity verdicts:perturbation_pol
 
 docs-figures:  ## copy the runs' figures and claims tables that the README shows to docs/figures
 	mkdir -p docs/figures
 	cp results/figures/*.png docs/figures/
 	cp results/tables/claims.tsv docs/figures/claims.tsv
+	cp results/tables/seed_halves.tsv docs/figures/seed_halves.tsv
 	for item in $(DOCS_FIGURES); do \
 	  run=$${item%%:*}; name=$${item#*:}; dir=results/$$run/results; \
 	  if [ -f $$dir/figures/$$name.png ]; then \
 	    cp $$dir/figures/$$name.png docs/figures/$${run}_$$name.png; \
 	    cp $$dir/tables/claims.tsv docs/figures/$${run}_claims.tsv; \
+	    cp $$dir/tables/seed_halves.tsv docs/figures/$${run}_seed_halves.tsv; \
 	    if [ -f $$dir/tables/families.tsv ]; then \
 	      cp $$dir/tables/families.tsv docs/figures/$${run}_families.tsv; \
 	    fi; \

@@ -112,7 +112,7 @@ def tables(pert: pd.DataFrame, rate=None) -> dict:
         training=training,
         radius=radius_table(pert),
         crossings=crossing_table(pert),
-        perturbation=pert,
+        perturbation=pert.drop(columns="tau"),  # as perturbation.tsv: tau is in radius
         memory_fit=memory_fit_frame(training, rate),
     )
 

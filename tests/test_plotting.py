@@ -741,3 +741,14 @@ def test_sensitivity_draws_every_measure_with_its_ci_per_setting_and_param():
     plt.close(fig)
     old = pd.DataFrame([r for r in rows if r["measure"] != "lost"])
     assert len(plotting.sensitivity(old).axes) == 2  # tables from before the lost radius
+    # a CI left open by censored values reaches the panel's edge; training readings
+    # (norm "none": loss, rate) are not stability measures and are left out
+    rows[0] |= {"ci_low": -math.inf}
+    rows.append(rows[1] | {"measure": "rate", "norm": "none"})
+    fig = plotting.sensitivity(pd.DataFrame(rows))
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    segments = [seg for c in ax.containers for lc in c.lines[2] for seg in lc.get_segments()]
+    assert math.isfinite(lo) and min(seg[:, 0].min() for seg in segments) == pytest.approx(lo)
+    assert len(fig.axes) == 3
+    plt.close(fig)

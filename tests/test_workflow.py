@@ -32,7 +32,9 @@ TABLE_COLUMNS = {
     "memory": ["subject", "kind", "t", "memory"],
     "memory_fit": ["subject", "kind", "decay", "rate_exp", "rate_pol", "fit_exp", "fit_pol"]
     + ["target", "structure", "param", "activation", "width", "seed"],
-    "claims": ["claim", "setting", "expected", "measured", "holds"],
+    "claims": ["claim", "setting", "reading", "expected", "measured", "verdict"]
+    + ["n_seeds", "df", "test", "p_adj"],
+    "seed_halves": ["claim", "setting", "verdict_a", "verdict_b", "contradicts"],
     "crossings": ["width_narrow", "width", "beta_cross", "status"],
     "history": ["step", "train_loss", "val_loss", "lr", "min_eig"],
     "slopes": ["measure", "slope", "ci_low", "ci_high"],
@@ -171,8 +173,17 @@ def test_tiny_run_writes_every_table_with_its_columns(tiny_run):
     fits = pd.read_csv(tables / "memory_fit.tsv", sep="\t")
     assert (fits["kind"] == "student").sum() == n_students
     assert (fits["kind"] == "target").sum() == len(config["targets"])
-    claims = pd.read_csv(tables / "claims.tsv", sep="\t", dtype=str, keep_default_na=False)
-    assert set(claims["holds"]) <= {"true", "false", "n/a"} and len(claims) > 3
+    claims = pd.read_csv(tables / "claims.tsv", sep="\t")
+    assert set(claims["verdict"]) <= {"holds", "fails", "inconclusive"} and len(claims) > 3
+    tested = claims[claims["test"].str.startswith("t across seeds")]
+    assert len(tested) and (tested["test"].str.contains("Holm over")).all()
+    # every trend rests on the seeds of the config, with n_seeds - 1 degrees of freedom
+    assert set(tested["n_seeds"]) <= set(range(1, len(config["seeds"]) + 1))
+    assert (tested["df"] == tested["n_seeds"] - 1).all()
+    # the targets' memory decays as their kernels do (a deterministic row per target)
+    targets = claims[claims["setting"].str.startswith("target ")].set_index("setting")
+    assert targets.loc["target pol", "measured"].startswith("polynomial")
+    assert set(targets["verdict"]) == {"holds"}
     for name in (
         "target_memory",
         "stability_radius",

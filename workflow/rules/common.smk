@@ -1,4 +1,5 @@
 import importlib.util
+import math
 import os
 import re
 from itertools import product
@@ -265,3 +266,10 @@ def figure_files():
 
 def get_final_output():
     return [f"results/tables/{t}.tsv" for t in TABLES] + figure_files()
+
+
+def memory_rate_floor():
+    """The slowest decay rate the memory window resolves: a fit that falls by less than a
+    factor 2 over [fit_from, horizon * dt] reads "non-decaying" (memory.decay_fit)."""
+    memory = config["memory"]
+    return math.log(2) / (memory["horizon"] * config["data"]["dt"] - memory["fit_from"])

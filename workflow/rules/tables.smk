@@ -89,6 +89,7 @@ rule check_claims:
         ),
         slopes="results/tables/slopes.tsv",
         families="results/tables/families.tsv",
+        halves="results/tables/seed_halves.tsv",
     log:
         "logs/check_claims.log",
     benchmark:
@@ -102,5 +103,6 @@ rule check_claims:
     params:
         targets=lookup(dpath="targets", within=config),
         thresholds=lookup(dpath="claims", within=config),
+        rate_floor=memory_rate_floor(),
     script:
         "../scripts/check_claims.py"

@@ -145,11 +145,14 @@ def crossing_points(crossings: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     return out.assign(bound=bound)[POINT]
 
 
-def error_points(perturbation: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+def error_points(perturbation: pd.DataFrame, radius: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     """E_m(beta0) of every student: the monotone envelope at the largest grid beta <=
-    beta0. A diverged error (inf) is a lower bound at the student's blow-up threshold tau."""
+    beta0. A diverged error (inf) is a lower bound at the student's blow-up threshold tau
+    (from the radius table)."""
     sub = perturbation[perturbation["beta"] <= grid.beta0 * (1 + 1e-9)]
     sub = sub.sort_values("beta").groupby([*MODEL, "norm"], sort=True).tail(1)
+    sub = sub.drop(columns="tau", errors="ignore")
+    sub = sub.merge(radius[[*MODEL, "norm", "tau"]], on=[*MODEL, "norm"], how="left")
     error = sub["error"].astype(float).to_numpy()
     diverged = ~np.isfinite(error)
     value = np.where(diverged, sub["tau"].astype(float).to_numpy(), error)
@@ -769,7 +772,7 @@ def all_points(training, radius, crossings, perturbation, memory_fit, grid, rate
     radius, crossings = with_family(radius), with_family(crossings)
     perturbation, training = with_family(perturbation), with_family(training)
     parts = [radius_points(radius, m, grid) for m in RADII]
-    parts += [crossing_points(crossings, grid), error_points(perturbation, grid)]
+    parts += [crossing_points(crossings, grid), error_points(perturbation, radius, grid)]
     parts += [loss_points(training)]
     if len(memory_fit) and (memory_fit["kind"] == "student").any():
         parts.append(rate_points(memory_fit, rate_floor))
