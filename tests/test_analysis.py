@@ -524,3 +524,29 @@ def test_lost_censored_reads_back_as_bool(tmp_path):
     radius_table(perturbation_frame(fam)).to_csv(tmp_path / "r.tsv", sep="\t", index=False)
     back = read_table(tmp_path / "r.tsv")
     assert back["lost_censored"].dtype == bool and back["lost_censored"].all()
+
+
+def test_filter_claim_compares_the_stability_cell_with_the_teachers_memory():
+    """Two teachers: one with exponential memory read as stable (holds), one whose memory
+    fits polynomial read as stable too (fails: the filter disagrees)."""
+    specs = SPECS | {"trnn": {"kind": "teacher_rnn"}, "ttf": {"kind": "teacher_transformer"}}
+    assert target_role(specs["ttf"]) == "teacher_transformer"
+
+    def stable(m, seed):  # every width's E(beta) passes 1 at beta ~ 0.05: a common crossing
+        crossing = 0.05 * jitter("t", seed)
+        return curve(1.0 / m, blowup=0.5 * jitter("b", seed, m), knee=crossing / (1 - 1 / m) ** 0.5)
+
+    fam = paper_pattern() | {("trnn", "direct"): stable, ("ttf", "direct"): stable}
+    t = tables(perturbation_frame(fam))
+    fits = t["memory_fit"]
+    teachers = pd.DataFrame(
+        {"subject": ["trnn", "ttf"], "kind": "target", "decay": ["exponential", "polynomial"]}
+    )
+    t["memory_fit"] = pd.concat([fits, teachers.assign(fit_exp=0.9, fit_pol=0.8)])
+    claims = evaluate(**t, specs=specs, thresholds=THRESHOLDS, grid=GRID).claims
+    rows = claims[claims["claim"] == "filter"].set_index("setting")
+    assert rows.loc["trnn/rnn/diagonal/direct/linear", "expected"].startswith("stable")
+    assert rows.loc["ttf/rnn/diagonal/direct/linear", "expected"].startswith("unstable")
+    cells = rows["test"].str.extract(r"cell (\w+)")[0]
+    assert cells.tolist() == ["stable", "stable"]  # the same readings for both teachers
+    assert rows["verdict"].tolist() == ["holds", "fails"]  # the expectation differs

@@ -266,9 +266,12 @@ WORDS = {-1: ("shrinks", "does not shrink"), 1: ("grows", "does not grow")}
 
 
 def target_role(spec: dict) -> str:
-    """exp / pol (linear kernels), readout_pol, teacher, or other."""
+    """exp / pol (linear kernels), readout_pol, teacher (rnn), teacher_transformer, or
+    other."""
     if spec["kind"] == "teacher_rnn":
         return "teacher"
+    if spec["kind"] == "teacher_transformer":
+        return "teacher_transformer"
     if spec.get("kernel") == "pol":
         return "pol" if spec["kind"] == "linear" else "readout_pol"
     if spec.get("kernel") == "exp" and spec["kind"] == "linear":
@@ -714,6 +717,43 @@ def _cell_rule(expected: str):
     return rule
 
 
+# claim "filter": what a teacher's memory function predicts of stable approximation
+FILTER_CELL = {"exponential": "stable", "polynomial": "unstable", "non-decaying": "unstable"}
+
+
+def claim_filter(ctx: ClaimContext) -> list[Row]:
+    """Claim "filter": stable approximation tells which memory a black-box target has.
+
+    For every teacher target (teacher_rnn, teacher_transformer) and kind of student, the
+    cell the stability readings give (the configured radius and the crossings, as claim F)
+    against the cell the teacher's memory function predicts (the better tail fit:
+    exponential -> stable; polynomial or non-decaying -> unstable). Holds when they
+    agree; inconclusive when either is undetermined.
+    """
+    fits = ctx.memory_fit[ctx.memory_fit["kind"] == "target"].set_index("subject")
+    rows = []
+    for target in ctx.targets("teacher") + ctx.targets("teacher_transformer"):
+        decay = fits["decay"].get(target, "undetermined")
+        cell = FILTER_CELL.get(decay)
+        for kind in ctx.kinds(target):
+            fam, label = _family(target, *kind)
+            measure = ctx.radius_measure(fam["activation"])
+            expected = f"{cell or 'no expectation'} (its memory function: {decay})"
+            row = Row("filter", label, "radius and crossings vs memory", measure, expected)
+            row.trends = [ctx.trend(fam, measure), ctx.trend(fam, "crossing")]
+            row.measured = (
+                f"{RADIUS_SYMBOL[measure]} {_trend_text(row.trends[0])}; "
+                f"crossing {_trend_text(row.trends[1])}"
+            )
+            if cell is None:
+                row.trends, row.verdict = [], "inconclusive"
+                row.test = f"no expectation: the teacher's memory function is {decay}"
+            else:
+                row.want = _cell_rule(cell)
+            rows.append(row)
+    return rows
+
+
 CLAIMS: list[Callable[[ClaimContext], list[Row]]] = [
     claim_1,
     claim_2,
@@ -721,6 +761,7 @@ CLAIMS: list[Callable[[ClaimContext], list[Row]]] = [
     claim_4,
     claim_5,
     family_rows,
+    claim_filter,
     claim_grid,
 ]
 
