@@ -9,6 +9,14 @@ on the test split of the student's target. Prints one line per (student, norm, b
 
 and a summary of the ratios per norm and width; ``--out`` writes them as a TSV. Students
 that do not exist (yet) are skipped and listed.
+
+Measured (seed 1, diagonal rnn, exp and pol, direct and softplus, linear and tanh, 10 draws,
+20 steps of 0.1 beta, float64, 256 test sequences; m = 2 from the verdicts run, m = 8 and
+14 trained with the default settings but no width-monotone target): median ratio of the
+ascended to the sampled E_m(beta) over the 8 students, at beta = 0.004 / 0.016 / 0.064 /
+0.256: inf 1.2 / 1.4 / 1.5 / 2.1 at m = 2, 4.2 / 4.9 / 9.8 / 17 at m = 8, 13 / 15 / 14 /
+29 at m = 14; l2 2.0 / 2.8 / 3.4 / 3.4, 3.3 / 6.3 / 9.2 / 8.6, 7.9 / 14 / 23 / 25. The
+smallest ratio at m = 14 is 3.2. 60 steps raise the ascended error by at most ~10% more.
 """
 
 from __future__ import annotations
