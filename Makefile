@@ -34,7 +34,8 @@ DEFAULT_OUTPUTS := results/targets results/students results/perturbation results
 DEFAULT_OUTPUTS += results/tables results/figures results/report.html
 DEFAULT_OUTPUTS += logs benchmarks .snakemake
 
-.PHONY: setup setup-dev run test test-fast lint bench bench-ascent figures docs-figures study paper nonlinear
+.PHONY: setup setup-dev run test test-fast lint bench bench-ascent figures docs docs-figures study paper
+.PHONY: nonlinear
 .PHONY: reference-init families filter verdicts dryrun clean clean-all help
 
 help:  ## list the targets
@@ -126,15 +127,20 @@ filter: run  ## the filter: RNN and Transformer teachers against exp and pol (80
 dryrun: setup  ## resolve the DAG of a config without running it
 	$(SM) -n --quiet rules
 
-# the figures of the other runs that the README shows, as <run>_<figure>.png
+docs: setup  ## regenerate the docs' generated blocks from docs/figures, docs/bench and the schema
+	$(BIN)/python scripts/config_docs.py
+	$(BIN)/python scripts/results_docs.py
+
+# the figures of the other runs that docs/results.md shows, as <run>_<figure>.png
 DOCS_FIGURES := nonlinear:perturbation_readout_pol nonlinear:perturbation_teacher
 DOCS_FIGURES += nonlinear:stability_radius nonlinear:sensitivity
 DOCS_FIGURES += reference_init:perturbation_exp reference_init:perturbation_pol
 DOCS_FIGURES += study:sensitivity study:stability_radius
 DOCS_FIGURES += families:perturbation_exp families:perturbation_pol families:stability_radius
 DOCS_FIGURES += verdicts:sensitivity verdicts:perturbation_pol
+DOCS_FIGURES += filter:perturbation_teacher filter:perturbation_transformer filter:stability_radius
 
-docs-figures:  ## copy the runs' figures and claims tables that the README shows to docs/figures
+docs-figures:  ## copy the runs' figures and tables that the docs show to docs/figures (then make docs)
 	mkdir -p docs/figures
 	cp results/figures/*.png docs/figures/
 	cp results/tables/claims.tsv docs/figures/claims.tsv
