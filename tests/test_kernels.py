@@ -56,6 +56,25 @@ def test_fused_equals_torch(family, activation, dtype, r):
         assert rel(a, b) <= TOL[dtype]
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("segment_bytes", [1, 720, 2**20])
+def test_checkpoint_segments_and_one_pass_unit(family, activation, dtype, segment_bytes):
+    """d = o = 1 (the backward's one-pass unit loop), with the backward's checkpoint
+    segments of 1 step, 3 or 6 of 7 (a short last one), or all 7."""
+    params, cfg = student(family, activation, dtype, 2, d=1, o=1)
+    x = torch.randn(2, 5, 7, 1, generator=torch.Generator().manual_seed(2), dtype=cfg.torch_dtype)
+    old, kernels.SEGMENT_BYTES = kernels.SEGMENT_BYTES, segment_bytes
+    try:
+        fused = outputs_and_grads(params, x, cfg, "fused")
+    finally:
+        kernels.SEGMENT_BYTES = old
+    ref = outputs_and_grads(params, x, cfg, "torch")
+    for a, b in zip(fused, ref, strict=True):
+        assert rel(a, b) <= TOL[dtype]
+
+
 @pytest.mark.parametrize("parameterisation", ["direct", "softplus", "best"])
 def test_parameterisations_mixed_pack_and_shared_inputs(parameterisation):
     params, cfg = student("rnn", "tanh", "float64", 4, parameterisation=parameterisation)

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 LINEAR, TANH, HARDTANH = 0, 1, 2
 ACTIVATION_CODES = {"linear": LINEAR, "tanh": TANH, "hardtanh": HARDTANH}
@@ -45,6 +46,20 @@ _LN2_LO = 1.90821492927058770002e-10
 _LOG2E = 1.4426950408889634
 _ROUND = 6755399441055744.0  # 1.5 * 2^52: x + R - R rounds x to an integer
 _TANH64_CLAMP = 20.0  # tanh(20) == 1.0 in float64
+
+
+@intrinsic
+def _from_bits(typingctx, bits):
+    """The float whose IEEE bits are the int32 (float32) or int64 (float64) ``bits``."""
+    if bits == types.int32:
+        return types.float32(types.int32), lambda c, b, sig, args: b.bitcast(
+            args[0], ir.FloatType()
+        )
+    if bits == types.int64:
+        return types.float64(types.int64), lambda c, b, sig, args: b.bitcast(
+            args[0], ir.DoubleType()
+        )
+    return None
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath=_FAST)
@@ -68,14 +83,9 @@ def tanh64(x):
     p = p * r + 1.0 / 6.0
     p = p * r + 0.5
     em1 = p * r * r + r  # expm1(r)
-    # 2^-kf by its binary digits (selects, no integer bit tricks): scale in (2^-59, 1]
-    scale = 1.0
-    scale, kf = (scale * 2.3283064365386963e-10, kf - 32.0) if kf >= 32.0 else (scale, kf)
-    scale, kf = (scale * 1.52587890625e-05, kf - 16.0) if kf >= 16.0 else (scale, kf)
-    scale, kf = (scale * 0.00390625, kf - 8.0) if kf >= 8.0 else (scale, kf)
-    scale, kf = (scale * 0.0625, kf - 4.0) if kf >= 4.0 else (scale, kf)
-    scale, kf = (scale * 0.25, kf - 2.0) if kf >= 2.0 else (scale, kf)
-    scale = scale * 0.5 if kf >= 1.0 else scale
+    # scale = 2^-kf in (2^-59, 1] from its exponent bits, (1023 - kf) 2^52 (exact as a
+    # float64, converted to an integer and reinterpreted): 3 vector instructions
+    scale = _from_bits(np.int64((1023.0 - kf) * 4503599627370496.0))
     # expm1(y) = 2^k (expm1(r) + 1) - 1, as scale em1 + (scale - 1): exact for k = 0
     e = scale * em1 + (scale - 1.0)
     t = -e / (2.0 + e)
@@ -100,12 +110,7 @@ def tanh32(x):
     p = p * r + f(1.0 / 6.0)
     p = p * r + f(0.5)
     em1 = p * r * r + r
-    scale = f(1.0)
-    scale, kf = (scale * f(1.52587890625e-05), kf - f(16.0)) if kf >= f(16.0) else (scale, kf)
-    scale, kf = (scale * f(0.00390625), kf - f(8.0)) if kf >= f(8.0) else (scale, kf)
-    scale, kf = (scale * f(0.0625), kf - f(4.0)) if kf >= f(4.0) else (scale, kf)
-    scale, kf = (scale * f(0.25), kf - f(2.0)) if kf >= f(2.0) else (scale, kf)
-    scale = scale * f(0.5) if kf >= f(1.0) else scale
+    scale = _from_bits(np.int32((f(127.0) - kf) * f(8388608.0)))  # 2^-kf, as tanh64
     e = scale * em1 + (scale - f(1.0))
     t = -e / (f(2.0) + e)
     return t if x >= f(0.0) else (-t if x < f(0.0) else x)
@@ -157,126 +162,224 @@ def _derivative(g, s, act, out, one):
 
 
 @njit(**_JIT)
-def forward(xt, U, bias, a, c, consts, act, ssm, H, S, Y):
-    """Outputs Y (r, n, T, o) of r diagonal students on inputs xt (r or 1, T, d, n).
-
-    U (r, m, d), bias (r, m), a (r, m) (f applied), c (r, o, m), consts = (dt, 1) in the
-    arrays' dtype (float32 code then stays float32); ``ssm`` selects the
-    family. H holds h_0..h_T (r, T+1, m, n) and S the activations (r, T, m, n) for the
-    backward pass, or, forward only, two states (r, 2, m, n) and one (r, 1, m, n): each
-    copy's own block contiguous, so that its time loop streams one region.
-    """
-    shared, T, d, n = xt.shape[0] == 1, xt.shape[1], xt.shape[2], xt.shape[3]
-    r, m, o = a.shape[0], a.shape[1], c.shape[1]
-    keep = H.shape[1] == T + 1
-    dt, one = consts[0], consts[1]
-    u = np.empty(n, dtype=H.dtype)
-    yb = np.empty((o, n), dtype=H.dtype)
-    for i in range(r):
-        xi = 0 if shared else i
-        H[i, 0] = 0.0
+def _to_batch_last(v, out):
+    """out (T, d, n) = v (n, T, d) transposed."""
+    n, T, d = v.shape
+    for e in range(n):
         for k in range(T):
-            h = H[i, k] if keep else H[i, k % 2]
-            hn = H[i, k + 1] if keep else H[i, (k + 1) % 2]
-            sk = S[i, k] if keep else S[i, 0]
-            yb[:] = 0.0
-            for p in range(m):
-                hp, hnp, sp = h[p], hn[p], sk[p]
-                na, b = -a[i, p], bias[i, p]
-                x0, w0 = xt[xi, k, 0], U[i, p, 0]
-                for e in range(n):
-                    u[e] = (b + w0 * x0[e]) + na * hp[e]
-                for q in range(1, d):
-                    xq, wq = xt[xi, k, q], U[i, p, q]
-                    for e in range(n):
-                        u[e] += wq * xq[e]
-                if ssm:
-                    for e in range(n):
-                        hnp[e] = hp[e] + dt * u[e]
-                    _activate(hnp, sp, act, one)
-                    out = sp
-                else:
-                    _activate(u, sp, act, one)
-                    for e in range(n):
-                        hnp[e] = hp[e] + dt * sp[e]
-                    out = hnp
-                for j in range(o):
-                    cj = c[i, j, p]
-                    ybj = yb[j]
-                    for e in range(n):
-                        ybj[e] += cj * out[e]
-            for j in range(o):
-                for e in range(n):
-                    Y[i, e, k, j] = yb[j, e]
+            for q in range(d):
+                out[k, q, e] = v[e, k, q]
 
 
 @njit(**_JIT)
-def backward(xt, H, S, a, c, dY, consts, act, ssm, dU, db, da, dc):
-    """Gradients dU (r, m, d), db (r, m), da (r, m) (in a) and dc (r, o, m) from the
-    outputs' gradient dY (r, n, T, o), with the states H, S of ``forward`` (keep mode).
+def _to_batch_first(v, out):
+    """out (n, T, o) = v (T, o, n) transposed."""
+    T, o, n = v.shape
+    for e in range(n):
+        for k in range(T):
+            for j in range(o):
+                out[e, k, j] = v[k, j, e]
 
-    Backward through time, G the gradient in h_{k+1}, for k = T-1..0:
+
+@njit(**_JIT)
+def _step(xk, Ui, bi, ai, dt, one, act, ssm, h, hn, s, u):
+    """One time step of one copy: states h (m, n) to hn, activations s (m, n), from the
+    inputs xk (d, n) and the copy's U (m, d), b (m), a (m); u (n) is scratch."""
+    m, n, d = h.shape[0], h.shape[1], xk.shape[0]
+    x0 = xk[0]
+    for p in range(m):
+        hp, hnp, sp = h[p], hn[p], s[p]
+        na, b, w0 = -ai[p], bi[p], Ui[p, 0]
+        for e in range(n):
+            u[e] = (b + w0 * x0[e]) + na * hp[e]
+        for q in range(1, d):
+            xq, wq = xk[q], Ui[p, q]
+            for e in range(n):
+                u[e] += wq * xq[e]
+        if ssm:
+            for e in range(n):
+                hnp[e] = hp[e] + dt * u[e]
+            _activate(hnp, sp, act, one)
+        else:
+            _activate(u, sp, act, one)
+            for e in range(n):
+                hnp[e] = hp[e] + dt * sp[e]
+
+
+@njit(**_JIT)
+def forward(x, U, bias, a, c, consts, act, ssm, seg, H, Y):
+    """Outputs Y (r, n, T, o) of r diagonal students on inputs x (r or 1, n, T, d).
+
+    U (r, m, d), bias (r, m), a (r, m) (f applied), c (r, o, m), consts = (dt, 1) in the
+    arrays' dtype (float32 code then stays float32); ``ssm`` selects the family. The
+    states live in two (m, n) buffers; H (r, ceil(T / seg), m, n) receives the checkpoints
+    h_0, h_seg, h_2seg, ... of each copy for ``backward``, or has 0 rows (forward only).
+    Each copy's inputs and outputs pass through (T, d, n) and (T, o, n) buffers, so that
+    every inner loop runs along the batch.
+    """
+    shared, n, T, d = x.shape[0] == 1, x.shape[1], x.shape[2], x.shape[3]
+    r, m, o = a.shape[0], a.shape[1], c.shape[1]
+    xt = np.empty((T, d, n), dtype=Y.dtype)
+    yt = np.empty((T, o, n), dtype=Y.dtype)
+    save = H.shape[1] > 0
+    dt, one = consts[0], consts[1]
+    h = np.empty((m, n), dtype=Y.dtype)
+    hn = np.empty((m, n), dtype=Y.dtype)
+    s = np.empty((m, n), dtype=Y.dtype)
+    u = np.empty(n, dtype=Y.dtype)
+    for i in range(r):
+        if i == 0 or not shared:
+            _to_batch_last(x[i], xt)
+        h[:] = 0.0
+        for k in range(T):
+            if save and k % seg == 0:
+                H[i, k // seg] = h
+            _step(xt[k], U[i], bias[i], a[i], dt, one, act, ssm, h, hn, s, u)
+            out = s if ssm else hn
+            for j in range(o):
+                yj = yt[k, j]
+                yj[:] = 0.0
+                for p in range(m):
+                    cjp, op = c[i, j, p], out[p]
+                    for e in range(n):
+                        yj[e] += cjp * op[e]
+            h, hn = hn, h
+        _to_batch_first(yt, Y[i])
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath=_FAST)
+def _dsigma(g, s, act, one):
+    """g sigma'(u) from s = sigma(u), as ``_derivative``."""
+    if act == TANH:
+        return g * (one - s * s)
+    if act == HARDTANH:
+        return g if (s > -one and s < one) else one - one
+    return g
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath=_FAST)
+def _back_loop(dy, cj, sp, hp, hnp, xq, na, dt_, act, ssm, one, Gp, acj, ab, aa, aq):
+    """``_back_unit``'s loop, inlined with ``act`` a constant (no branch in the loop)."""
+    n = Gp.shape[0]
+    if ssm:
+        for e in range(n):
+            dye = dy[e]
+            acj[e] += dye * sp[e]
+            g = Gp[e] + _dsigma(cj * dye, sp[e], act, one)
+            du = dt_ * g
+            ab[e] += du
+            aa[e] -= du * hp[e]
+            Gp[e] = g + na * du
+            aq[e] += du * xq[e]
+    else:
+        for e in range(n):
+            dye = dy[e]
+            acj[e] += dye * hnp[e]
+            g = Gp[e] + cj * dye
+            du = _dsigma(dt_ * g, sp[e], act, one)
+            ab[e] += du
+            aa[e] -= du * hp[e]
+            Gp[e] = g + na * du
+            aq[e] += du * xq[e]
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath=_FAST)
+def _back_unit(dy, cj, sp, hp, hnp, xq, na, dt_, act, ssm, one, Gp, acj, ab, aa, aq):
+    """``backward``'s step for one unit with o = d = 1, in one pass along the batch."""
+    if act == TANH:
+        _back_loop(dy, cj, sp, hp, hnp, xq, na, dt_, TANH, ssm, one, Gp, acj, ab, aa, aq)
+    elif act == HARDTANH:
+        _back_loop(dy, cj, sp, hp, hnp, xq, na, dt_, HARDTANH, ssm, one, Gp, acj, ab, aa, aq)
+    else:
+        _back_loop(dy, cj, sp, hp, hnp, xq, na, dt_, LINEAR, ssm, one, Gp, acj, ab, aa, aq)
+
+
+@njit(**_JIT)
+def backward(x, H, U, bias, a, c, dY, consts, act, ssm, seg, dU, db, da, dc):
+    """Gradients dU (r, m, d), db (r, m), da (r, m) (in a) and dc (r, o, m) from the
+    outputs' gradient dY (r, n, T, o), with the checkpoints H of ``forward``.
+
+    Each segment of ``seg`` steps, last first, is run forward again from its checkpoint
+    into (seg + 1, m, n) states and (seg, m, n) activations that stay in cache (the states
+    of all T steps of r copies would not: streaming them through memory, and page-faulting
+    a fresh buffer each step, cost more than the arithmetic), then backward through time,
+    G the gradient in h_{k+1}, for k = k1-1..k0:
         rnn   G += c^T dy_k,   dc += dy_k h_{k+1}^T,   du = dt G sigma'(u_k)
         ssm   G += sigma'(h_{k+1}) c^T dy_k,   dc += dy_k s_k^T,   du = dt G
         then  dU += du x_k^T,  db += du,  da -= du h_k,  G -= a du
     Sums over the batch run elementwise into (m, n) rows, reduced once at the end.
     """
-    shared, T, d, n = xt.shape[0] == 1, xt.shape[1], xt.shape[2], xt.shape[3]
+    shared, n, T, d = x.shape[0] == 1, x.shape[1], x.shape[2], x.shape[3]
     r, m, o = a.shape[0], a.shape[1], c.shape[1]
     dt_, one = consts[0], consts[1]
+    xt = np.empty((T, d, n), dtype=H.dtype)
+    dYt = np.empty((T, o, n), dtype=H.dtype)
+    Hs = np.empty((seg + 1, m, n), dtype=H.dtype)
+    Ss = np.empty((seg, m, n), dtype=H.dtype)
     G = np.empty((m, n), dtype=H.dtype)
     acc_b = np.empty((m, n), dtype=H.dtype)
     acc_a = np.empty((m, n), dtype=H.dtype)
     acc_U = np.empty((m, d, n), dtype=H.dtype)
     acc_c = np.empty((o, m, n), dtype=H.dtype)
-    dyk = np.empty((o, n), dtype=H.dtype)
     t = np.empty(n, dtype=H.dtype)
     du = np.empty(n, dtype=H.dtype)
     for i in range(r):
-        xi = 0 if shared else i
+        if i == 0 or not shared:
+            _to_batch_last(x[i], xt)
+        _to_batch_last(dY[i], dYt)
         G[:] = 0.0
         acc_b[:] = 0.0
         acc_a[:] = 0.0
         acc_U[:] = 0.0
         acc_c[:] = 0.0
-        for k in range(T - 1, -1, -1):
-            for j in range(o):
-                for e in range(n):
-                    dyk[j, e] = dY[i, e, k, j]
-            for p in range(m):
-                Gp, hp, hnp, sp = G[p], H[i, k, p], H[i, k + 1, p], S[i, k, p]
-                na = -a[i, p]
-                t[:] = 0.0
-                for j in range(o):
-                    cj, dyj = c[i, j, p], dyk[j]
-                    for e in range(n):
-                        t[e] += cj * dyj[e]
-                    acj = acc_c[j, p]
-                    if ssm:
+        for j0 in range(H.shape[1] - 1, -1, -1):
+            k0 = j0 * seg
+            k1 = min(T, k0 + seg)
+            Hs[0] = H[i, j0]
+            for k in range(k0, k1):
+                _step(xt[k], U[i], bias[i], a[i], dt_, one, act, ssm, Hs[k - k0],
+                      Hs[k - k0 + 1], Ss[k - k0], t)  # fmt: skip
+            for k in range(k1 - 1, k0 - 1, -1):
+                dyk, hk, hk1, sk = dYt[k], Hs[k - k0], Hs[k - k0 + 1], Ss[k - k0]
+                for p in range(m):
+                    Gp, hp, hnp, sp = G[p], hk[p], hk1[p], sk[p]
+                    na = -a[i, p]
+                    if o == 1 and d == 1:  # one pass (the same sums, in the same order)
+                        acj, ab, aa, aq = acc_c[0, p], acc_b[p], acc_a[p], acc_U[p, 0]
+                        _back_unit(dyk[0], c[i, 0, p], sp, hp, hnp, xt[k, 0], na, dt_, act,
+                                   ssm, one, Gp, acj, ab, aa, aq)  # fmt: skip
+                        continue
+                    t[:] = 0.0
+                    for j in range(o):
+                        cj, dyj = c[i, j, p], dyk[j]
                         for e in range(n):
-                            acj[e] += dyj[e] * sp[e]
+                            t[e] += cj * dyj[e]
+                        acj = acc_c[j, p]
+                        if ssm:
+                            for e in range(n):
+                                acj[e] += dyj[e] * sp[e]
+                        else:
+                            for e in range(n):
+                                acj[e] += dyj[e] * hnp[e]
+                    if ssm:
+                        _derivative(t, sp, act, du, one)
+                        for e in range(n):
+                            Gp[e] += du[e]
+                            du[e] = dt_ * Gp[e]
                     else:
                         for e in range(n):
-                            acj[e] += dyj[e] * hnp[e]
-                if ssm:
-                    _derivative(t, sp, act, du, one)
+                            Gp[e] += t[e]
+                            t[e] = dt_ * Gp[e]
+                        _derivative(t, sp, act, du, one)
+                    ab, aa = acc_b[p], acc_a[p]
                     for e in range(n):
-                        Gp[e] += du[e]
-                        du[e] = dt_ * Gp[e]
-                else:
-                    for e in range(n):
-                        Gp[e] += t[e]
-                        t[e] = dt_ * Gp[e]
-                    _derivative(t, sp, act, du, one)
-                ab, aa = acc_b[p], acc_a[p]
-                for e in range(n):
-                    ab[e] += du[e]
-                    aa[e] -= du[e] * hp[e]
-                    Gp[e] += na * du[e]
-                for q in range(d):
-                    xq, aq = xt[xi, k, q], acc_U[p, q]
-                    for e in range(n):
-                        aq[e] += du[e] * xq[e]
+                        ab[e] += du[e]
+                        aa[e] -= du[e] * hp[e]
+                        Gp[e] += na * du[e]
+                    for q in range(d):
+                        xq, aq = xt[k, q], acc_U[p, q]
+                        for e in range(n):
+                            aq[e] += du[e] * xq[e]
         for p in range(m):
             db[i, p] = acc_b[p].sum()
             da[i, p] = acc_a[p].sum()
@@ -286,23 +389,32 @@ def backward(xt, H, S, a, c, dY, consts, act, ssm, dU, db, da, dc):
                 dc[i, j, p] = acc_c[j, p].sum()
 
 
+# a backward segment's states and activations, 2 seg m n values, stay within this many
+# bytes: in the L2 cache (1-2 MiB a core) with the gradient rows beside them
+SEGMENT_BYTES = 512 * 1024
+
+
+def segment(T: int, m: int, n: int, itemsize: int) -> int:
+    """Steps per checkpoint segment of the backward pass (1..T)."""
+    return max(1, min(T, SEGMENT_BYTES // (2 * m * n * itemsize)))
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel for float32 and float64, on a tiny
     problem: ``make setup`` runs it once, so the workflow's jobs only load."""
     for dtype in (np.float32, np.float64):
-        T, r, m, d, o, n = 3, 2, 2, 1, 1, 4
-        xt = np.ones((r, T, d, n), dtype)
+        T, r, m, d, o, n, seg = 3, 2, 2, 1, 1, 4, 2
+        x = np.ones((r, n, T, d), dtype)
         U, bias, a = np.ones((r, m, d), dtype), np.zeros((r, m), dtype), np.ones((r, m), dtype)
         c, consts = np.ones((r, o, m), dtype), np.ones(2, dtype)
-        H, S = np.empty((r, T + 1, m, n), dtype), np.empty((r, T, m, n), dtype)
+        H, H0 = np.empty((r, 2, m, n), dtype), np.empty((r, 0, m, n), dtype)
         Y = np.empty((r, n, T, o), dtype)
         for ssm in (False, True):
-            forward(xt, U, bias, a, c, consts, TANH, ssm, H, S, Y)
-            H2, S1 = H[:, :2].copy(), S[:, :1].copy()
-            forward(xt, U, bias, a, c, consts, TANH, ssm, H2, S1, Y)
-            forward(xt[:1], U, bias, a, c, consts, TANH, ssm, H2, S1, Y)
+            forward(x, U, bias, a, c, consts, TANH, ssm, seg, H, Y)
+            forward(x, U, bias, a, c, consts, TANH, ssm, seg, H0, Y)
+            forward(x[:1], U, bias, a, c, consts, TANH, ssm, seg, H0, Y)
             grads = (np.empty_like(U), np.empty_like(bias), np.empty_like(a), np.empty_like(c))
-            backward(xt, H, S, a, c, Y, consts, TANH, ssm, *grads)
+            backward(x, H, U, bias, a, c, Y, consts, TANH, ssm, seg, *grads)
 
 
 def _array(t: torch.Tensor) -> np.ndarray:
@@ -315,39 +427,36 @@ class FusedRecurrence(torch.autograd.Function):
     kernels; the drop-in of ``model.DiagonalRecurrence`` (same arguments, plus ``ssm``).
 
     x (r, b, t, d) one batch per copy or (b, t, d) shared, U (r, m, d), b (r, m),
-    a (r, m) (f applied), c (r, o, m). ``keep=False`` (no gradient needed) holds two
-    states per copy, not all T: the forward-only pass of perturbation sweeps and memory
-    functions. CPU tensors of one dtype (float32 or float64).
+    a (r, m) (f applied), c (r, o, m). ``keep=False`` (no gradient needed) saves no
+    checkpoints: the forward-only pass of perturbation sweeps and memory functions.
+    ``keep=True`` saves ceil(T / seg) states per copy, not T (``segment``): the backward
+    pass runs each segment forward again, in cache. CPU tensors of one dtype (float32 or
+    float64).
     """
 
     @staticmethod
     def forward(ctx, x, U, b, a, c, dt, activation, ssm, keep):
-        if x.dim() == 4:
-            xt = x.permute(0, 2, 3, 1).contiguous()  # (r, t, d, b)
-        else:
-            xt = x.permute(1, 2, 0).contiguous().unsqueeze(0)  # (1, t, d, b)
-        _, T, _, n = xt.shape
+        x = x if x.dim() == 4 else x.unsqueeze(0)  # (r or 1, b, t, d)
+        _, n, T, _ = x.shape
         r, m = a.shape
         o = c.shape[1]
-        H = a.new_empty(r, T + 1 if keep else 2, m, n)
-        S = a.new_empty(r, T if keep else 1, m, n)
+        seg = segment(T, m, n, a.element_size())
+        H = a.new_empty(r, -(-T // seg) if keep else 0, m, n)
         Y = a.new_empty(r, n, T, o)
         consts = np.array([dt, 1.0], dtype=_array(a).dtype)
         code = ACTIVATION_CODES[activation]
-        arrays = [_array(v) for v in (xt, U, b, a, c)]
-        forward(*arrays, consts, code, ssm, H.numpy(), S.numpy(), Y.numpy())
+        arrays = [_array(v) for v in (x, U, b, a, c)]
+        forward(*arrays, consts, code, ssm, seg, H.numpy(), Y.numpy())
         if keep:
-            ctx.save_for_backward(xt, H, S, a, c)
-        ctx.consts, ctx.code, ctx.ssm = consts, code, ssm
+            ctx.save_for_backward(x, H, U, b, a, c)
+        ctx.consts, ctx.code, ctx.ssm, ctx.seg = consts, code, ssm, seg
         return Y
 
     @staticmethod
     def backward(ctx, dY):
-        xt, H, S, a, c = ctx.saved_tensors
-        r, m = a.shape
-        dU = a.new_empty(r, m, xt.shape[2])
-        db, da, dc = torch.empty_like(a), torch.empty_like(a), torch.empty_like(c)
-        arrays = [_array(v) for v in (xt, H, S, a, c, dY)]
+        x, H, U, b, a, c = ctx.saved_tensors
+        dU, db, da, dc = (torch.empty_like(v) for v in (U, b, a, c))
+        arrays = [_array(v) for v in (x, H, U, b, a, c, dY)]
         grads = [v.numpy() for v in (dU, db, da, dc)]
-        backward(*arrays, ctx.consts, ctx.code, ctx.ssm, *grads)
+        backward(*arrays, ctx.consts, ctx.code, ctx.ssm, ctx.seg, *grads)
         return None, dU, db, da, dc, None, None, None, None
