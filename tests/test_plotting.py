@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_hex
 
 from curse_memory import plotting
 
@@ -219,6 +220,11 @@ def _labels(fig):
     return [ax for ax in fig.axes if ax.get_visible()]
 
 
+def _legends(fig) -> list:
+    """The figure's legends, those of its subfigures (the panels' body) included."""
+    return [*fig.legends, *(leg for sub in fig.subfigs for leg in _legends(sub))]
+
+
 def test_target_memory(tables):
     fig = plotting.target_memory(tables["memory"])
     axes = _labels(fig)
@@ -284,9 +290,9 @@ def test_perturbation_facets_and_inf_band(tables):
                 continue  # the axvline marking the beta = 0 break
             y = np.asarray(line.get_ydata(), dtype=float)
             assert np.all(np.isfinite(y[~np.isnan(y)])) and np.all(y[~np.isnan(y)] > 0)
-    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    legend = [t.get_text() for leg in _legends(fig) for t in leg.get_texts()]
     assert [str(w) for w in WIDTHS] == legend[: len(WIDTHS)]
-    assert len(fig.legends) == 1  # one shared legend
+    assert len(_legends(fig)) == 1  # one shared legend
     plt.close(fig)
 
 
@@ -355,11 +361,11 @@ def test_perturbation_draws_the_lost_threshold_when_present(small):
     for ax in _labels(fig):
         dashed = [ln for ln in ax.get_lines() if np.allclose(ln.get_ydata(), LOST_TAU["pol"])]
         assert dashed
-    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    legend = [t.get_text() for leg in _legends(fig) for t in leg.get_texts()]
     assert any("approximation" in t for t in legend)
     plt.close(fig)
     fig = plotting.perturbation(small["perturbation"], small["crossings"], "pol")
-    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    legend = [t.get_text() for leg in _legends(fig) for t in leg.get_texts()]
     assert not any("approximation" in t for t in legend)
     plt.close(fig)
 
@@ -443,7 +449,7 @@ def test_stability_radius_tells_families_apart():
     t = make_tables(targets=("pol",), params=("direct",), acts=("tanh",), lost=True)
     t = _with_lstm(t) | {"radius": _with_lstm(t)["radius"]}
     fig = plotting.stability_radius(t["radius"], t["crossings"], t["perturbation"])
-    labels = [x.get_text() for leg in fig.legends for x in leg.get_texts()]
+    labels = [x.get_text() for leg in _legends(fig) for x in leg.get_texts()]
     labels += [
         x.get_text() for ax in fig.axes if ax.get_legend() for x in ax.get_legend().get_texts()
     ]
@@ -470,7 +476,7 @@ def test_stability_radius_marks_censored(tables):
     assert all(np.allclose(ln.get_ydata(), grid_max) for ln in censored)
     assert all(ln.get_markerfacecolor() == "white" for ln in censored)
     assert not _censored(axes[6])  # pol / direct blows up on the grid
-    legend_texts = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    legend_texts = [t.get_text() for leg in _legends(fig) for t in leg.get_texts()]
     assert any("censored" in t for t in legend_texts)
     plt.close(fig)
 
@@ -552,7 +558,12 @@ def test_stability_radius_columns(tables):
     plt.close(fig)
     t = make_tables(targets=("exp", "pol"), params=("direct", "exp", "softplus"), seeds=(1,))
     fig = plotting.stability_radius(t["radius"], t["crossings"], t["perturbation"])
-    assert len(_labels(fig)) == 2 * 2  # 6 columns would be too many: targets only
+    axes = _labels(fig)
+    # 6 series are more than a panel holds: split by parameterisation (the two small
+    # parts share a panel), 2 targets x 2 panels per measure
+    assert len(axes) == 2 * 4
+    titles = ["exp / direct · exp", "exp / softplus", "pol / direct · exp", "pol / softplus"]
+    assert [ax.get_title() for ax in axes[:4]] == titles
     plt.close(fig)
 
 
@@ -565,7 +576,7 @@ def test_stability_radius_several_structures():
         structures=("diagonal", "dense"),
     )
     fig = plotting.stability_radius(t["radius"], t["crossings"], t["perturbation"])
-    legend_texts = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    legend_texts = [t.get_text() for leg in _legends(fig) for t in leg.get_texts()]
     assert "dense · tanh" in legend_texts
     plt.close(fig)
 
@@ -751,4 +762,122 @@ def test_sensitivity_draws_every_measure_with_its_ci_per_setting_and_param():
     segments = [seg for c in ax.containers for lc in c.lines[2] for seg in lc.get_segments()]
     assert math.isfinite(lo) and min(seg[:, 0].min() for seg in segments) == pytest.approx(lo)
     assert len(fig.axes) == 3
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ layout (issue 24 item 7)
+
+FAMILIES = (  # the families study: 4 rnn + 4 ssm kinds, lru, lstm, gru = 11 kinds
+    ("rnn", ("diagonal", "orthogonal"), ("direct", "softplus"), ("tanh",)),
+    ("ssm", ("diagonal", "orthogonal"), ("direct", "softplus"), ("tanh",)),
+    ("lru", ("none",), ("none",), ("none",)),
+    ("lstm", ("none",), ("none",), ("none",)),
+    ("gru", ("none",), ("none",), ("none",)),
+)
+
+
+@pytest.fixture(scope="module")
+def families():
+    """Result tables of 11 kinds of students (as the families study writes them)."""
+    parts = []
+    for fam, structs, params, acts in FAMILIES:
+        t = make_tables(
+            params=params, acts=acts, structures=structs, seeds=(1, 2), widths=(2, 4, 8), lost=True
+        )
+        parts.append({k: v.assign(family=fam) for k, v in t.items()})
+    return {k: pd.concat([p[k] for p in parts], ignore_index=True) for k in parts[0]}
+
+
+def _grid_shape(fig) -> tuple[int, int]:
+    return _labels(fig)[0].get_subplotspec().get_gridspec().get_geometry()
+
+
+def _assert_readable(fig) -> None:
+    """Aspect between 0.5 and 4; the suptitle's box clear of every legend's box; every
+    legend clear of every panel."""
+    fig.canvas.draw()
+    width, height = fig.get_size_inches()
+    assert 0.5 <= width / height <= 4, (width, height)
+    legends = _legends(fig)
+    assert legends
+    titles = [t for t in fig.texts if fig.get_suptitle() and t.get_text() == fig.get_suptitle()]
+    for leg in legends:
+        box = leg.get_window_extent()
+        for text in titles:
+            assert not text.get_window_extent().overlaps(box), text.get_text()
+        for ax in _labels(fig):
+            assert not ax.get_window_extent().overlaps(box), ax.get_title()
+
+
+def _series_styles(ax) -> set[tuple[str, str]]:
+    """(colour, marker) of the series drawn in a stability panel (censored ^ left out)."""
+    return {
+        (to_hex(ln.get_color()), ln.get_marker())
+        for ln in ax.get_lines()
+        if ln.get_marker() not in ("^", "None", "", None) and len(ln.get_xdata())
+    }
+
+
+def test_style_map_gives_every_series_its_own_colour_and_marker():
+    keys = [(p, s, a) for p in ("direct", "exp", "softplus") for s in "abcd" for a in "xyz"]
+    styles = plotting.style_map(keys)
+    assert len(set(styles.values())) == len(keys) == 36  # pairs distinct past 12 keys
+    first = [styles[k] for k in sorted(keys)[:12]]
+    assert len({c for c, _ in first}) == len({m for _, m in first}) == 12
+    assert "^" not in {m for _, m in styles.values()}  # kept for censored values
+    assert plotting.style_map(reversed(keys)) == styles  # from the sorted keys
+
+
+def test_stability_radius_families_as_small_multiples(families):
+    t = families
+    fig = plotting.stability_radius(t["radius"], t["crossings"], t["perturbation"])
+    axes = _labels(fig)
+    # 2 targets x 3 panels (rnn, ssm, lru · lstm · gru), one block of rows per target
+    assert _grid_shape(fig) == (2 * 3, 3)
+    assert [ax.get_title() for ax in axes[:3]] == [
+        "exp / rnn",
+        "exp / ssm",
+        "exp / lru · lstm · gru",
+    ]
+    _assert_readable(fig)
+    legend = [h for leg in _legends(fig) for h in leg.legend_handles]
+    series = [(to_hex(h.get_color()), h.get_marker()) for h in legend if h.get_marker() != "^"]
+    series = [s for s in series if s[1] not in ("None", "")]
+    assert len(series) == len(set(series)) == 11  # one (colour, marker) per kind
+    assert len({c for c, _ in series}) == len({m for _, m in series}) == 11
+    for ax in axes:  # one errorbar (min-max over seeds) per series drawn in a panel
+        colours = [to_hex(c.lines[0].get_color()) for c in ax.containers]
+        assert 0 < len(colours) == len(set(colours)) <= plotting.MAX_SERIES
+        assert _series_styles(ax) <= set(series)
+    plt.close(fig)
+
+
+def test_perturbation_families_as_a_grid(families):
+    fig = plotting.perturbation(families["perturbation"], families["crossings"], "pol")
+    axes = _labels(fig)
+    assert len(axes) == 11
+    rows, cols = _grid_shape(fig)
+    assert (rows, cols) == (3, 4)  # rnn, ssm, then lru · lstm · gru
+    assert [ax.get_title() for ax in axes[8:]] == ["lru", "lstm", "gru"]
+    assert all(len(_width_lines(ax)) <= plotting.MAX_SERIES for ax in axes)
+    # the lowest panel of every column reads its beta axis
+    assert [ax.get_xlabel() != "" for ax in axes] == [False] * 4 + [False] * 3 + [True] * 4
+    _assert_readable(fig)
+    plt.close(fig)
+
+
+def test_perturbation_title_clear_of_legend_when_narrow(small):
+    fig = plotting.perturbation(small["perturbation"], small["crossings"], "pol")
+    _assert_readable(fig)
+    plt.close(fig)
+
+
+def test_student_memory_families_as_small_multiples(families):
+    fig = plotting.student_memory(families["memory"])
+    axes = _labels(fig)
+    assert _grid_shape(fig)[1] > 1
+    for ax in axes:
+        thin = {(to_hex(ln.get_color()), ln.get_marker()) for ln in ax.get_lines()[:-1]}
+        assert 0 < len(thin) <= plotting.MAX_SERIES
+    _assert_readable(fig)
     plt.close(fig)

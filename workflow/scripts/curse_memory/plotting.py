@@ -35,6 +35,7 @@ from .tables import clean, read_table  # noqa: E402, F401
 
 DPI = 200
 MODEL_KEYS = ["structure", "param", "activation", "width", "seed"]  # one student of a target
+KEY_COLS = ("param", "structure", "activation")  # one series (a kind of student)
 PARAM_ORDER = ("direct", "exp", "softplus", "best")
 ACTIVATION_ORDER = ("linear", "tanh", "hardtanh")
 STRUCTURE_ORDER = ("diagonal", "orthogonal", "dense")
@@ -43,6 +44,14 @@ TARGET_ORDER = ("exp", "pol", "shift", "twoparts", "airy", "sin")
 PARAM_COLORS = {"direct": "#d55e00", "exp": "#0173b2", "softplus": "#029e73", "best": "#cc78bc"}
 CYCLE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#949494", "#56b4e9")
 STYLES = (("o", "-"), ("s", "--"), ("D", ":"), ("v", "-."), ("P", "-"), ("X", "--"))
+# one colour and one marker per series of a figure (style_map); "^" is kept for censored
+# values, greys for the legend's generic entries
+SERIES_COLORS = (
+    "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161",
+    "#56b4e9", "#332288", "#999933", "#882255", "#44aa99", "#000000",
+)  # fmt: skip
+SERIES_MARKERS = ("o", "s", "D", "v", "P", "X", "p", "h", "<", ">", "*", "d")
+MAX_SERIES = 5  # series per panel: more are split into small multiples
 WIDTH_PALETTE = "crest"
 RC = {
     "font.family": "sans-serif",
@@ -119,17 +128,120 @@ def _positive(values) -> np.ndarray:
     return np.where(np.isfinite(v) & (v > 0), v, np.nan)
 
 
-def _style_keys(df: pd.DataFrame) -> list[tuple[str, str]]:
-    """(structure, activation) pairs present, structures then activations in canonical order."""
+def series_keys(df: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The (param, structure, activation) series present, in canonical order: structures,
+    then parameterisations, then activations."""
     structs = ordered(df["structure"], STRUCTURE_ORDER)
+    params = ordered(df["param"], PARAM_ORDER)
     acts = ordered(df["activation"], ACTIVATION_ORDER)
-    keys = ordered(zip(df["structure"], df["activation"], strict=True))
-    return sorted(keys, key=lambda k: (structs.index(k[0]), acts.index(k[1])))
+    keys = ordered(zip(df["param"], df["structure"], df["activation"], strict=True))
+    return sorted(keys, key=lambda k: (structs.index(k[1]), params.index(k[0]), acts.index(k[2])))
 
 
-def _style_label(key: tuple[str, str], keys: Sequence[tuple[str, str]]) -> str:
-    """The activation, prefixed by the structure when several structures are present."""
-    return key[1] if len({k[0] for k in keys}) == 1 else f"{key[0]} · {key[1]}"
+def style_map(keys: Iterable) -> dict:
+    """Series key -> (colour, marker), a pair that no other key of the figure shares: the
+    keys sorted (as text), the i-th takes the i-th colour and marker (past 12 keys the
+    markers shift against the colours, so the pairs stay distinct)."""
+    keys = sorted(set(keys), key=str)
+    nc, nm = len(SERIES_COLORS), len(SERIES_MARKERS)
+    return {
+        k: (SERIES_COLORS[i % nc], SERIES_MARKERS[(i + i // nc) % nm]) for i, k in enumerate(keys)
+    }
+
+
+def _named(value) -> bool:
+    return value not in ("", "none") and not (isinstance(value, float) and math.isnan(value))
+
+
+def _series_label(key: tuple[str, str, str], keys: Sequence[tuple[str, str, str]]) -> str:
+    """A series for the legend: its structure and parameterisation when several are
+    present, and its activation (what is not named, "none", is left out)."""
+    param, struct, act = key
+    parts = [
+        struct if len({k[1] for k in keys}) > 1 else "",
+        param if len({k[0] for k in keys}) > 1 else "",
+        act,
+    ]
+    return " · ".join(p for p in parts if _named(p)) or struct
+
+
+def _pack(parts: Iterable[tuple[tuple, list, bool]], cap: int) -> list[tuple[tuple, list]]:
+    """(label, items, joinable) parts in order -> (label, items) panels: consecutive joinable
+    parts joined while together they hold at most ``cap`` items (their last labels joined
+    by " · ", e.g. "lru · lstm · gru")."""
+    out: list[tuple[tuple, list, bool]] = []
+    for label, items, joinable in parts:
+        last = out[-1] if out else None
+        if joinable and last and last[2] and label and len(last[1]) + len(items) <= cap:
+            out[-1] = ((*last[0][:-1], f"{last[0][-1]} · {label[-1]}"), last[1] + items, True)
+        else:
+            out.append((label, list(items), joinable))
+    return [(label, items) for label, items, _ in out]
+
+
+def _split_series(keys: list, fields: Sequence, cap: int = MAX_SERIES, label: tuple = ()):
+    """Series keys into small multiples of at most ``cap``: split by the first of ``fields``
+    (functions of a key: family, parameterisation, ...) that takes several values, each
+    part split again by the next fields while too large; consecutive small parts share a
+    panel while they fit. Returns (label parts, keys) per panel."""
+    if len(keys) <= cap:
+        return [(label, list(keys))]
+    n = next((n for n, f in enumerate(fields) if len({f(k) for k in keys}) > 1), None)
+    if n is None:
+        return [(label, list(keys[i : i + cap])) for i in range(0, len(keys), cap)]
+    field = fields[n]
+    values = ordered(field(k) for k in keys)
+    parts = []
+    for v in values:
+        sub = [k for k in keys if field(k) == v]
+        if len(sub) <= cap:  # small parts (at most half a panel) may share one
+            parts.append(((*label, v), sub, 2 * len(sub) <= cap))
+        else:
+            parts += [(*p, False) for p in _split_series(sub, fields[n + 1 :], cap, (*label, v))]
+    return _pack(parts, cap)
+
+
+def _family_of(df: pd.DataFrame) -> dict | None:
+    """Folded structure label -> model family, when the table mixes families."""
+    if "family" not in df or df["family"].nunique() < 2:
+        return None
+    return dict(zip(df["structure"], df["family"], strict=True))
+
+
+def series_panels(df: pd.DataFrame, split_params: bool = False, cap: int = MAX_SERIES):
+    """The series of a result table (``series_keys``) as small multiples of at most ``cap``
+    series: by family when the table mixes families, then by parameterisation, structure
+    and activation; ``split_params``: one parameterisation per panel. Returns
+    (label parts, keys) per panel."""
+    keys = series_keys(df)
+    fam = _family_of(df)
+    fields = [lambda k: k[0], lambda k: k[1], lambda k: k[2]]
+    if fam is not None:
+        fields.insert(0, lambda k: fam.get(k[1], k[1]))
+    if not split_params:
+        return _split_series(keys, fields, cap)
+    params = ordered((k[0] for k in keys), PARAM_ORDER)
+    return [
+        panel
+        for p in params
+        for panel in _split_series([k for k in keys if k[0] == p], fields[1:], cap, (p,))
+    ]
+
+
+def _in_keys(df: pd.DataFrame, keys: Iterable[tuple]) -> pd.DataFrame:
+    """Rows of ``df`` whose (param, structure, activation) is one of ``keys``."""
+    if df.empty:
+        return df
+    keys = set(keys)
+    mask = [k in keys for k in zip(df["param"], df["structure"], df["activation"], strict=True)]
+    return df[np.asarray(mask, dtype=bool)]
+
+
+def _titled_figure(figsize: tuple[float, float]):
+    """A figure whose body (one subfigure) holds the panels and the legend: the suptitle
+    (on the figure) sits above the body, so an outside legend never reaches it."""
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    return fig, fig.subfigures(1, 1)
 
 
 def fold_family(df: pd.DataFrame) -> pd.DataFrame:
@@ -386,6 +498,29 @@ def _facets(df: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     return rows, [{col: v} for v in ordered(df[col], FACET_ORDER[col])]
 
 
+def _facet_grid(df: pd.DataFrame, rows: list[dict], cols: list[dict], cap: int = 4):
+    """The perturbation panels placed: rows x columns as ``_facets`` gives them when that
+    is a grid of 2 to ``cap`` columns; otherwise (one column of kinds, or too many columns)
+    wrapped into lines of at most ``cap`` panels, one line per family when the table mixes
+    families (small families share a line). Returns ([(row, col, selection)], nrows,
+    ncols)."""
+    if 1 < len(cols) <= cap or len(rows) * len(cols) == 1:
+        cells = [(i, j, r | c) for (i, r), (j, c) in product(enumerate(rows), enumerate(cols))]
+        return cells, len(rows), len(cols)
+    flat = [r | c for r in rows for c in cols]
+    fam = _family_of(df)
+    key = (lambda eq: fam.get(eq["structure"], "")) if fam else (lambda eq: "")
+    parts = []
+    for v in ordered(key(eq) for eq in flat):
+        group = [eq for eq in flat if key(eq) == v]
+        parts += [
+            ((v,), group[k : k + cap], 2 * len(group) <= cap) for k in range(0, len(group), cap)
+        ]
+    lines = [items for _, items in _pack(parts, cap)]
+    cells = [(i, j, eq) for i, line in enumerate(lines) for j, eq in enumerate(line)]
+    return cells, len(lines), max(len(line) for line in lines)
+
+
 def perturbation(
     perturbation_df: pd.DataFrame,
     crossings_df: pd.DataFrame,
@@ -408,22 +543,21 @@ def perturbation(
         return _empty_figure(f"target {target}: no perturbation data")
     cr = _one_label(_select(tidy(crossings_df), target=target, norm=norm))
     rows, cols = _facets(df)
+    cells, nrows, ncols = _facet_grid(df, rows, cols)
     several = df["structure"].nunique() > 1
     widths = sorted(df["width"].unique())
     colors = dict(zip(widths, sns.color_palette(WIDTH_PALETTE, len(widths)), strict=True))
     betas = df["beta"].to_numpy(float)
     step = min(0.045, 0.3 / max(len(widths) - 1, 1))  # dodge of the E_m(0) dots, in decades
-    fig, axes = plt.subplots(
-        len(rows),
-        len(cols),
-        figsize=(1.6 + 2.45 * len(cols), 0.9 + 2.0 * len(rows)),
-        sharex=True,
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, body = _titled_figure((1.6 + 2.6 * ncols, 1.0 + 2.0 * nrows))
+    axes = body.subplots(nrows, ncols, sharex=True, squeeze=False)
+    used = {(i, j) for i, j, _ in cells}
+    for i, j in product(range(nrows), range(ncols)):
+        if (i, j) not in used:
+            axes[i, j].set_visible(False)
     has_lost = False
-    for (i, row), (j, col) in product(enumerate(rows), enumerate(cols)):
-        ax, eq = axes[i, j], row | col
+    for i, j, eq in cells:
+        ax = axes[i, j]
         sub = _select(df, **eq)
         x0 = _beta_axis(ax, betas)
         x0s = {w: x0 * 10 ** (step * (k - (len(widths) - 1) / 2)) for k, w in enumerate(widths)}
@@ -440,7 +574,8 @@ def perturbation(
         ax.set_title(title)
         if j == 0:
             ax.set_ylabel(r"$E_m(\beta)$")
-        if i == len(rows) - 1:
+        if (i + 1, j) not in used:  # the lowest panel of its column
+            ax.xaxis.set_tick_params(which="both", labelbottom=True)
             ax.set_xlabel(r"perturbation $\beta$")
     handles = [Line2D([], [], color=colors[w], lw=1.5, label=f"{w}") for w in widths]
     handles += [
@@ -461,7 +596,7 @@ def perturbation(
         handles.append(
             Line2D([], [], color="0.35", ls=(0, (4, 2)), lw=0.8, label="approximation\nlost above")
         )
-    fig.legend(handles=handles, title="width m", loc="outside right upper", frameon=False)
+    body.legend(handles=handles, title="width m", loc="outside right upper", frameon=False)
     seeds = df["seed"].nunique() if "seed" in df else 1
     note = f"median and min–max over {seeds} seeds" if seeds > 1 else "1 seed"
     fig.suptitle(f"target {target}: perturbation error ({norm}-norm)\n{note}", fontsize=10)
@@ -573,17 +708,15 @@ def _radius_panel(ax, summary, style_of, grid_max, widths, zero_at) -> None:
         _no_data(ax)
         return
     groups = list(summary.groupby(["param", "structure", "activation"], sort=False))
-    params = ordered(summary["param"], PARAM_ORDER)
-    groups.sort(key=lambda g: (params.index(g[0][0]), list(style_of).index(g[0][1:])))
+    groups.sort(key=lambda g: list(style_of).index(g[0]))
     step = min(0.012, 0.06 / max(len(groups) - 1, 1))  # dodge, in decades of m
-    for n, ((param, struct, act), sub) in enumerate(groups):
+    for n, (key, sub) in enumerate(groups):
         sub = sub.sort_values("width")
         x = sub["width"].to_numpy(float) * 10 ** (step * (n - (len(groups) - 1) / 2))
         med, lo, hi = (np.where(sub[k] > 0, sub[k], zero_at) for k in ("med", "lo", "hi"))
-        marker, ls = style_of[(struct, act)]
-        color = PARAM_COLORS.get(param, "0.3")
+        color, marker = style_of[key]
         yerr = np.clip(np.nan_to_num([med - lo, hi - med]), 0, None)
-        ax.errorbar(x, med, yerr=yerr, color=color, ls=ls, lw=0.9, elinewidth=0.6)
+        ax.errorbar(x, med, yerr=yerr, color=color, lw=0.9, elinewidth=0.6)
         cen = sub["censored"].to_numpy(bool)
         ax.plot(x[~cen], med[~cen], ls="", marker=marker, color=color, ms=3.5)
         ax.plot(x[cen], med[cen], ls="", marker="^", color=color, mfc="white", ms=4.5)
@@ -603,6 +736,15 @@ def _tau_text(tau: pd.Series) -> str:
     return fmt(lo) if hi <= lo * (1 + 1e-6) else f"{fmt(lo)}–{fmt(hi)}"
 
 
+def _wrap_cells(cells: list, per_group: int, cap: int = 5) -> list[list]:
+    """Panels (target-major, ``per_group`` per target) into lines of at most ``cap``,
+    keeping a target's panels on one line when they fit."""
+    if len(cells) <= cap:
+        return [cells]
+    per_line = per_group * max(1, cap // per_group) if per_group <= cap else cap
+    return [cells[i : i + per_line] for i in range(0, len(cells), per_line)]
+
+
 def stability_radius(
     radius_df: pd.DataFrame,
     crossings_df: pd.DataFrame,
@@ -612,11 +754,13 @@ def stability_radius(
 ) -> plt.Figure:
     """Every stability measure against width (log-log): rows = measure (crossing beta of
     successive widths, blow-up radius beta*, and the approximation-lost radius when the
-    table has it), columns = target, or target x parameterisation when ``split_params``
-    (default: when that makes at most 4 columns); hue = parameterisation, marker/line =
-    activation (and structure); median over seeds with min-max bars; censored values (no
-    crossing, no blow-up, approximation never lost on the grid) at the grid maximum
-    (dotted) as open ^; a radius of 0 on a "0" tick at the bottom."""
+    table has it), columns = target x small multiple of at most 5 series (by family when
+    the table mixes families, else by parameterisation when ``split_params``, default:
+    when that makes at most 4 columns), wrapped into blocks of rows when more than 5
+    columns; one colour and marker per series (``style_map``); median over seeds with
+    min-max bars; censored values (no crossing, no blow-up, approximation never lost on the
+    grid) at the grid maximum (dotted) as open ^; a radius of 0 on a "0" tick at the
+    bottom."""
     apply_style()
     rad, cr, pert = tidy(radius_df), tidy(crossings_df), tidy(perturbation_df)
     norm = pick_norm(rad if not rad.empty else cr, norm)
@@ -626,59 +770,78 @@ def stability_radius(
         return _empty_figure("stability radius: no data")
     tables = _measure_tables(rad, cr)
     both = pd.concat([t for t in tables.values() if len(t)], ignore_index=True)
-    keys = _style_keys(both)
-    style_of = {k: STYLES[n % len(STYLES)] for n, k in enumerate(keys)}
-    pairs = ordered(zip(both["target"], both["param"], strict=True))
+    keys = series_keys(both)
+    styles = style_map(keys)
+    style_of = {k: styles[k] for k in keys}  # legend and panels in canonical order
     params = ordered(both["param"], PARAM_ORDER)
     if split_params is None:
-        split_params = len(params) > 1 and len(targets) * len(params) <= 4
-    cols = [
-        {"target": t, "param": p}
+        split_params = _family_of(both) is None and 1 < len(params) <= 4 // len(targets)
+    groups = series_panels(both, split_params=split_params)
+    present = set(zip(*(both[c] for c in ("target", *KEY_COLS)), strict=True))
+    cells = [
+        (t, label, gkeys)
         for t in targets
-        for p in (params if split_params else [None])
-        if p is None or (t, p) in pairs
+        for label, gkeys in groups
+        if any((t, *k) in present for k in gkeys)
     ]
-    fig, axes = plt.subplots(
-        len(tables),
-        len(cols),
-        figsize=(2.0 + (2.45 if split_params else 3.1) * len(cols), 0.7 + 2.15 * len(tables)),
-        sharey="row",
-        squeeze=False,
-        layout="constrained",
+    lines = _wrap_cells(cells, len(groups))
+    ncols, nm = max(len(line) for line in lines), len(tables)
+    labels = [_series_label(k, keys) for k in keys]
+    legend_w = max(2.0, 1.0 + 0.06 * max(len(x) for x in [*labels, "censored:"]))
+    fig, body = _titled_figure(
+        ((3.0 if ncols <= 3 else 2.6) * ncols + legend_w, 0.9 + 2.05 * nm * len(lines))
     )
+    axes = body.subplots(nm * len(lines), ncols, squeeze=False)
+    placed = []  # (measure index, ax, cell)
+    for li, line in enumerate(lines):
+        for j in range(ncols):
+            for i in range(nm):
+                ax = axes[li * nm + i, j]
+                if j < len(line):
+                    placed.append((i, ax, line[j]))
+                else:
+                    ax.set_visible(False)
     gmax = {t: _grid_max(pert, t, norm) for t in targets}
     for t in targets:
         if not np.isfinite(gmax[t]):  # no perturbation table: the largest value seen
             seen = pd.concat([_select(d, target=t) for d in tables.values() if len(d)])["value"]
             gmax[t] = float(seen.max()) if seen.notna().any() else 1.0
     for i, (measure, table) in enumerate(tables.items()):
-        subs = [_select(table, **col) if len(table) else table for col in cols]
+        mine = [(ax, cell) for n, ax, cell in placed if n == i]
+        subs = [_in_keys(_select(table, target=c[0]), c[2]) for _, c in mine]
         summ = [
-            _seed_summary(d, gmax[col["target"]]) if len(d) else pd.DataFrame()
-            for d, col in zip(subs, cols, strict=True)
+            _seed_summary(d, gmax[c[0]]) if len(d) else pd.DataFrame()
+            for d, (_, c) in zip(subs, mine, strict=True)
         ]
-        zero_at = _radius_yaxis(axes[i, 0], [s for s in summ if len(s)], max(gmax.values()))
-        for j, col in enumerate(cols):
-            ax, t = axes[i, j], col["target"]
+        first = mine[0][0]
+        for ax, _ in mine[1:]:
+            ax.sharey(first)
+        zero_at = _radius_yaxis(first, [s for s in summ if len(s)], max(gmax.values()))
+        for (ax, (t, label, _)), sub, sm in zip(mine, subs, summ, strict=True):
             widths = {w for d in tables.values() if len(d) for w in _select(d, target=t)["width"]}
-            _radius_panel(ax, summ[j], style_of, gmax[t], sorted(widths), zero_at)
-            title = " / ".join(v for v in col.values() if v is not None)
-            tau = _tau_text(subs[j]["tau"]) if "tau" in subs[j] else ""
+            _radius_panel(ax, sm, style_of, gmax[t], sorted(widths), zero_at)
+            title = " / ".join(v for v in (t, *label) if _named(v))
+            tau = _tau_text(sub["tau"]) if "tau" in sub else ""
             sym = {"blowup": "τ", "lost": r"$\tau_{\mathrm{lost}}$"}.get(measure)
-            ax.set_title(f"{title}  ({sym} = {tau})" if sym and tau else title)
-            if i == len(tables) - 1:
+            if sym and tau:
+                sep = "\n" if len(title) + len(tau) > 26 and ncols > 1 else "  "
+                title = f"{title}{sep}({sym} = {tau})"
+            ax.set_title(title)
+            if i == nm - 1:
                 ax.set_xlabel("width $m$")
-        axes[i, 0].set_ylabel(MEASURES[measure])
-    handles = [Line2D([], [], color=PARAM_COLORS.get(p, "0.3"), label=p) for p in params]
-    handles += [
-        Line2D([], [], color="0.3", marker=m, ls=ls, label=_style_label(k, keys))
-        for k, (m, ls) in style_of.items()
+            if ax.get_subplotspec().is_first_col():
+                ax.set_ylabel(MEASURES[measure])
+            else:
+                ax.yaxis.set_tick_params(which="both", labelleft=False)
+    handles = [
+        Line2D([], [], color=c, marker=m, ls="-", label=label)
+        for (c, m), label in zip(style_of.values(), labels, strict=True)
     ]
     handles += [
         Line2D([], [], color="0.3", marker="^", mfc="white", ls="", label="censored:\nbeyond grid"),
         Line2D([], [], color="0.6", ls=":", label="grid max β"),
     ]
-    fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    body.legend(handles=handles, loc="outside right upper", frameon=False)
     fig.suptitle(f"stability vs width ({norm}-norm)\nmedian, min–max over seeds", fontsize=10)
     return fig
 
@@ -703,42 +866,55 @@ def _panel_grid(n: int, ncols: int = 3, size=(2.7, 2.3), **kw) -> tuple[plt.Figu
 
 
 def student_memory(memory_df: pd.DataFrame) -> plt.Figure:
-    """Students' memory functions (thin, hue = parameterisation, line = activation) against
-    their target's (thick black), one log-log panel per target."""
+    """Students' memory functions (thin; one colour and marker per kind of student,
+    ``style_map``; every width and seed drawn) against their target's (thick black), one
+    log-log panel per target and small multiple of at most 5 kinds (by family when the
+    table mixes families: rows = targets, columns = families)."""
     apply_style()
     df = tidy(memory_df)
     stu = df[df["kind"] == "student"] if "kind" in df else df.iloc[:0]
     if stu.empty:
         return _empty_figure("student memory functions: no data")
-    acts = ordered(stu["activation"], ACTIVATION_ORDER)
-    act_ls = {a: STYLES[i % len(STYLES)][1] for i, a in enumerate(acts)}
+    keys = series_keys(stu)
+    styles = style_map(keys)
+    groups = series_panels(stu)
     targets = ordered(stu["target"], TARGET_ORDER)
-    fig, axes = _panel_grid(len(targets), sharey=False)
-    for ax, target in zip(axes, targets, strict=True):
-        ax.set(xscale="log", yscale="log", title=target, xlabel="time $t$")
-        for _key, sub in stu[stu["target"] == target].groupby(MODEL_KEYS, sort=True):
+    cells = [
+        (target, label, gkeys)
+        for target in targets
+        for label, gkeys in groups
+        if len(_in_keys(stu[stu["target"] == target], gkeys))
+    ]
+    ncols = len(groups) if 1 < len(groups) <= 4 else 3
+    fig, axes = _panel_grid(len(cells), ncols=ncols, sharey=False)
+    for ax, (target, label, gkeys) in zip(axes, cells, strict=True):
+        title = " / ".join(v for v in (target, *label) if _named(v))
+        ax.set(xscale="log", yscale="log", title=title, xlabel="time $t$")
+        sub_t = _in_keys(stu[stu["target"] == target], gkeys)
+        for _key, sub in sub_t.groupby(MODEL_KEYS, sort=True):
             sub = sub.sort_values("t")
+            color, marker = styles[tuple(sub[c].iloc[0] for c in KEY_COLS)]
             ax.plot(
                 _positive(sub["t"]),
                 _positive(sub["memory"]),
                 lw=0.9,
                 alpha=0.75,
-                color=PARAM_COLORS.get(sub["param"].iloc[0], "0.4"),
-                ls=act_ls[sub["activation"].iloc[0]],
+                color=color,
+                marker=marker,
+                ms=3,
+                markevery=0.15,
             )
         tgt = df[(df["kind"] == "target") & (df["target"] == target)].sort_values("t")
         if tgt.empty:
             ax.text(0.03, 0.03, "target memory missing", transform=ax.transAxes, fontsize=7)
         ax.plot(_positive(tgt["t"]), _positive(tgt["memory"]), color="black", lw=2.4, zorder=4)
-    for ax in axes[:: min(3, len(axes))]:
-        ax.set_ylabel("memory $M(t)$")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("memory $M(t)$")
     handles = [Line2D([], [], color="black", lw=2.4, label="target")]
     handles += [
-        Line2D([], [], color=PARAM_COLORS.get(p, "0.4"), label=p)
-        for p in ordered(stu["param"], PARAM_ORDER)
+        Line2D([], [], color=styles[k][0], marker=styles[k][1], ms=3, label=_series_label(k, keys))
+        for k in keys
     ]
-    if len(acts) > 1:
-        handles += [Line2D([], [], color="0.3", ls=act_ls[a], label=a) for a in acts]
     fig.legend(handles=handles, loc="outside right upper", frameon=False)
     return fig
 
