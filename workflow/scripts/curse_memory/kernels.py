@@ -121,7 +121,7 @@ def tanh(x):
     raise NotImplementedError("compiled code only")
 
 
-@overload(tanh, inline="always")
+@overload(tanh)
 def _tanh_overload(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x: tanh32(x)
@@ -181,19 +181,59 @@ def _to_batch_first(v, out):
                 out[e, k, j] = v[k, j, e]
 
 
-@njit(**_JIT)
-def _step(xk, Ui, bi, ai, dt, one, act, ssm, h, hn, s, u):
-    """One time step of one copy: states h (m, n) to hn, activations s (m, n), from the
-    inputs xk (d, n) and the copy's U (m, d), b (m), a (m); u (n) is scratch."""
-    m, n, d = h.shape[0], h.shape[1], xk.shape[0]
-    x0 = xk[0]
+@njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath=_FAST)
+def _sigma(u, act, one):
+    """sigma(u) of one value, as ``_activate``."""
+    if act == TANH:
+        return tanh(u)
+    if act == HARDTANH:
+        v = one if u > one else u
+        return -one if v < -one else v
+    return u
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath=_FAST)
+def _step_d1(xt, k, U, bias, a, i, dt, one, act, ssm, H, j0, j1, S, js):
+    """``_step`` for d = 1, inlined with ``act`` a constant: one pass along the batch per
+    unit, indexing the buffers directly (a row view costs a reference count each)."""
+    m, n = H.shape[1], H.shape[2]
     for p in range(m):
-        hp, hnp, sp = h[p], hn[p], s[p]
-        na, b, w0 = -ai[p], bi[p], Ui[p, 0]
+        na, b, w0 = -a[i, p], bias[i, p], U[i, p, 0]
+        if ssm:
+            for e in range(n):
+                h = H[j0, p, e]
+                hn = h + dt * ((b + w0 * xt[k, 0, e]) + na * h)
+                H[j1, p, e] = hn
+                S[js, p, e] = _sigma(hn, act, one)
+        else:
+            for e in range(n):
+                h = H[j0, p, e]
+                sv = _sigma((b + w0 * xt[k, 0, e]) + na * h, act, one)
+                S[js, p, e] = sv
+                H[j1, p, e] = h + dt * sv
+
+
+@njit(**_JIT)
+def _step(xt, k, U, bias, a, i, dt, one, act, ssm, H, j0, j1, S, js, u):
+    """One time step of copy i: states H[j0] (m, n) to H[j1], activations S[js] (m, n), from
+    the inputs xt[k] (d, n) and the copy's U (m, d), b (m), a (m); u (n) is scratch."""
+    m, n, d = H.shape[1], H.shape[2], xt.shape[1]
+    if d == 1:
+        if act == TANH:
+            _step_d1(xt, k, U, bias, a, i, dt, one, TANH, ssm, H, j0, j1, S, js)
+        elif act == HARDTANH:
+            _step_d1(xt, k, U, bias, a, i, dt, one, HARDTANH, ssm, H, j0, j1, S, js)
+        else:
+            _step_d1(xt, k, U, bias, a, i, dt, one, LINEAR, ssm, H, j0, j1, S, js)
+        return
+    for p in range(m):
+        hp, hnp, sp = H[j0, p], H[j1, p], S[js, p]
+        na, b, w0 = -a[i, p], bias[i, p], U[i, p, 0]
+        x0 = xt[k, 0]
         for e in range(n):
             u[e] = (b + w0 * x0[e]) + na * hp[e]
         for q in range(1, d):
-            xq, wq = xk[q], Ui[p, q]
+            xq, wq = xt[k, q], U[i, p, q]
             for e in range(n):
                 u[e] += wq * xq[e]
         if ssm:
@@ -223,27 +263,26 @@ def forward(x, U, bias, a, c, consts, act, ssm, seg, H, Y):
     yt = np.empty((T, o, n), dtype=Y.dtype)
     save = H.shape[1] > 0
     dt, one = consts[0], consts[1]
-    h = np.empty((m, n), dtype=Y.dtype)
-    hn = np.empty((m, n), dtype=Y.dtype)
-    s = np.empty((m, n), dtype=Y.dtype)
+    h2 = np.empty((2, m, n), dtype=Y.dtype)  # h_k, h_{k+1} alternately
+    s1 = np.empty((1, m, n), dtype=Y.dtype)
     u = np.empty(n, dtype=Y.dtype)
     for i in range(r):
         if i == 0 or not shared:
             _to_batch_last(x[i], xt)
-        h[:] = 0.0
+        h2[0] = 0.0
         for k in range(T):
+            j0, j1 = k % 2, (k + 1) % 2
             if save and k % seg == 0:
-                H[i, k // seg] = h
-            _step(xt[k], U[i], bias[i], a[i], dt, one, act, ssm, h, hn, s, u)
-            out = s if ssm else hn
-            for j in range(o):
-                yj = yt[k, j]
-                yj[:] = 0.0
+                H[i, k // seg] = h2[j0]
+            _step(xt, k, U, bias, a, i, dt, one, act, ssm, h2, j0, j1, s1, 0, u)
+            out, jo = (s1, 0) if ssm else (h2, j1)
+            for j in range(o):  # indexed directly, no row views (a reference count each)
+                for e in range(n):
+                    yt[k, j, e] = 0.0
                 for p in range(m):
-                    cjp, op = c[i, j, p], out[p]
+                    cjp = c[i, j, p]
                     for e in range(n):
-                        yj[e] += cjp * op[e]
-            h, hn = hn, h
+                        yt[k, j, e] += cjp * out[jo, p, e]
         _to_batch_first(yt, Y[i])
 
 
@@ -258,40 +297,32 @@ def _dsigma(g, s, act, one):
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath=_FAST)
-def _back_loop(dy, cj, sp, hp, hnp, xq, na, dt_, act, ssm, one, Gp, acj, ab, aa, aq):
-    """``_back_unit``'s loop, inlined with ``act`` a constant (no branch in the loop)."""
-    n = Gp.shape[0]
-    if ssm:
-        for e in range(n):
-            dye = dy[e]
-            acj[e] += dye * sp[e]
-            g = Gp[e] + _dsigma(cj * dye, sp[e], act, one)
-            du = dt_ * g
-            ab[e] += du
-            aa[e] -= du * hp[e]
-            Gp[e] = g + na * du
-            aq[e] += du * xq[e]
-    else:
-        for e in range(n):
-            dye = dy[e]
-            acj[e] += dye * hnp[e]
-            g = Gp[e] + cj * dye
-            du = _dsigma(dt_ * g, sp[e], act, one)
-            ab[e] += du
-            aa[e] -= du * hp[e]
-            Gp[e] = g + na * du
-            aq[e] += du * xq[e]
-
-
-@njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath=_FAST)
-def _back_unit(dy, cj, sp, hp, hnp, xq, na, dt_, act, ssm, one, Gp, acj, ab, aa, aq):
-    """``backward``'s step for one unit with o = d = 1, in one pass along the batch."""
-    if act == TANH:
-        _back_loop(dy, cj, sp, hp, hnp, xq, na, dt_, TANH, ssm, one, Gp, acj, ab, aa, aq)
-    elif act == HARDTANH:
-        _back_loop(dy, cj, sp, hp, hnp, xq, na, dt_, HARDTANH, ssm, one, Gp, acj, ab, aa, aq)
-    else:
-        _back_loop(dy, cj, sp, hp, hnp, xq, na, dt_, LINEAR, ssm, one, Gp, acj, ab, aa, aq)
+def _back_d1(dYt, c, Ss, Hs, xt, G, acc_c, acc_b, acc_a, acc_U, a, i, k, kk, dt_, act, ssm, one):
+    """``backward``'s step k for d = o = 1, inlined with ``act`` a constant: one pass along
+    the batch per unit (the same sums in the same order), indexing the arrays directly."""
+    m, n = G.shape[0], G.shape[1]
+    for p in range(m):
+        na, cj = -a[i, p], c[i, 0, p]
+        if ssm:
+            for e in range(n):
+                dye, sv = dYt[k, 0, e], Ss[kk, p, e]
+                acc_c[0, p, e] += dye * sv
+                g = G[p, e] + _dsigma(cj * dye, sv, act, one)
+                du = dt_ * g
+                acc_b[p, e] += du
+                acc_a[p, e] -= du * Hs[kk, p, e]
+                G[p, e] = g + na * du
+                acc_U[p, 0, e] += du * xt[k, 0, e]
+        else:
+            for e in range(n):
+                dye = dYt[k, 0, e]
+                acc_c[0, p, e] += dye * Hs[kk + 1, p, e]
+                g = G[p, e] + cj * dye
+                du = _dsigma(dt_ * g, Ss[kk, p, e], act, one)
+                acc_b[p, e] += du
+                acc_a[p, e] -= du * Hs[kk, p, e]
+                G[p, e] = g + na * du
+                acc_U[p, 0, e] += du * xt[k, 0, e]
 
 
 @njit(**_JIT)
@@ -337,18 +368,26 @@ def backward(x, H, U, bias, a, c, dY, consts, act, ssm, seg, dU, db, da, dc):
             k1 = min(T, k0 + seg)
             Hs[0] = H[i, j0]
             for k in range(k0, k1):
-                _step(xt[k], U[i], bias[i], a[i], dt_, one, act, ssm, Hs[k - k0],
-                      Hs[k - k0 + 1], Ss[k - k0], t)  # fmt: skip
+                kk = k - k0
+                _step(xt, k, U, bias, a, i, dt_, one, act, ssm, Hs, kk, kk + 1, Ss, kk, t)
             for k in range(k1 - 1, k0 - 1, -1):
+                kk = k - k0
+                if o == 1 and d == 1:
+                    ac, ab, aa, aU = acc_c, acc_b, acc_a, acc_U
+                    if act == TANH:
+                        _back_d1(dYt, c, Ss, Hs, xt, G, ac, ab, aa, aU, a, i, k, kk, dt_, TANH,
+                                 ssm, one)  # fmt: skip
+                    elif act == HARDTANH:
+                        _back_d1(dYt, c, Ss, Hs, xt, G, ac, ab, aa, aU, a, i, k, kk, dt_,
+                                 HARDTANH, ssm, one)  # fmt: skip
+                    else:
+                        _back_d1(dYt, c, Ss, Hs, xt, G, ac, ab, aa, aU, a, i, k, kk, dt_,
+                                 LINEAR, ssm, one)  # fmt: skip
+                    continue
                 dyk, hk, hk1, sk = dYt[k], Hs[k - k0], Hs[k - k0 + 1], Ss[k - k0]
                 for p in range(m):
                     Gp, hp, hnp, sp = G[p], hk[p], hk1[p], sk[p]
                     na = -a[i, p]
-                    if o == 1 and d == 1:  # one pass (the same sums, in the same order)
-                        acj, ab, aa, aq = acc_c[0, p], acc_b[p], acc_a[p], acc_U[p, 0]
-                        _back_unit(dyk[0], c[i, 0, p], sp, hp, hnp, xt[k, 0], na, dt_, act,
-                                   ssm, one, Gp, acj, ab, aa, aq)  # fmt: skip
-                        continue
                     t[:] = 0.0
                     for j in range(o):
                         cj, dyj = c[i, j, p], dyk[j]
