@@ -663,8 +663,16 @@ class Shape(NamedTuple):
 
 
 def read_config(path: Path) -> dict:
+    """The config a run of ``path`` sees: an overlay merged over config/config.yaml."""
+    from curse_memory.checks import merge_config
+
+    default = ROOT / "config" / "config.yaml"
+    with open(default) as fh:
+        config = yaml.safe_load(fh)
+    if Path(path).resolve() == default.resolve():
+        return config
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        return merge_config(config, yaml.safe_load(fh) or {})
 
 
 def measure_startup(repeats: int = 3, code: str = f"import {STARTUP_IMPORTS}") -> float:

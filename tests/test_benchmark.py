@@ -236,7 +236,8 @@ def test_project_lines(pack_project_run):
     lines, _ = pack_project_run
     measured = [line for line in lines if line.startswith("project-measure ")]
     assert len(measured) == 2  # diagonal x tanh x widths 2, 3
-    assert all(NOTE.match(line) and "step_r4_ms=" in line for line in measured)
+    # an overlay over config/config.yaml: packed by seed, target and param, 2 x 2 x 2 = 8
+    assert all(NOTE.match(line) and "step_r8_ms=" in line for line in measured)
     projected = [line for line in lines if line.startswith("project ")]
     assert [re.search(r"cores=(\d+)", line)[1] for line in projected] == ["2", "16"]
     for line in projected:
@@ -246,7 +247,8 @@ def test_project_lines(pack_project_run):
         ratio = float(keys["ratio"].removesuffix("x"))
         assert ratio == pytest.approx(unpacked / packed, rel=0.01, abs=0.01)
         assert keys["config"] == "tiny" and keys["students"] == "16"
-        assert keys["jobs_packed"] == "10" and keys["jobs_unpacked"] == "40"
+        # packs of 8: 2 training + 2 perturbation jobs (one per width) + 1 memory job
+        assert keys["jobs_packed"] == "5" and keys["jobs_unpacked"] == "40"
 
 
 def test_sections_parse():
