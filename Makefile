@@ -31,7 +31,7 @@ FAST_TESTS := -m "not slow and not slurm and not workflow"
 # what the default run (WORKDIR = .) writes; the study's, the paper's and any other
 # results/<name> working directories are left alone
 DEFAULT_OUTPUTS := results/targets results/students results/perturbation results/memory
-DEFAULT_OUTPUTS += results/tables results/figures results/report.html
+DEFAULT_OUTPUTS += results/tables results/figures results/report.html results/checkpoints
 DEFAULT_OUTPUTS += logs benchmarks .snakemake
 
 .PHONY: setup setup-dev run test test-fast lint bench bench-ascent figures docs docs-figures study paper

@@ -208,8 +208,10 @@ def student_config(wildcards):
 
 
 def train_settings(wildcards):
-    """TrainConfig fields (width monotonicity is resolved through the DAG, not here)."""
-    skip = ("width_monotone", "monotone_factor", "pack_by")
+    """TrainConfig fields (width monotonicity is resolved through the DAG, not here;
+    checkpoint_every, which changes no result, is read by the script from the config, so
+    that changing it reruns nothing)."""
+    skip = ("width_monotone", "monotone_factor", "pack_by", "checkpoint_every")
     return {k: v for k, v in config["train"].items() if k not in skip}
 
 

@@ -12,6 +12,9 @@ for _group, _families in FAMILY_GROUPS.items():
             models=pack_outputs("students", _group, file="model.pt"),
             histories=pack_outputs("students", _group, file="history.tsv"),
             metrics=pack_outputs("students", _group, file="metrics.json"),
+        # the script's checkpoint (train.checkpoint_every) is results/checkpoints/ + the log
+        # path: no declared output, so Snakemake keeps it when the job fails or is killed,
+        # and the rerun resumes from it
         log:
             pack_path("logs/train_students", ".log"),
         benchmark:

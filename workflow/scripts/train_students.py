@@ -6,6 +6,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -31,15 +32,22 @@ models = [
     for c, s in zip(configs, seeds, strict=True)
 ]
 print(f"{sm.wildcards}: {len(models)} students on {device}: {names}", file=sys.stderr)
+# the pack's checkpoint (train.checkpoint_every): results/checkpoints/<rule>/<pack>.pt, next
+# to no declared output, so that Snakemake, which deletes the outputs of a failed or killed
+# job, keeps it for the rerun to resume from; train_pack removes it once the pack is done
+log = Path(sm.log[0]).with_suffix(".pt")
+checkpoint = Path("results/checkpoints", *log.parts[1:])
+every = sm.config["train"].get("checkpoint_every", 0)
 
 results = train_pack(
     models,
     datas,
-    TrainConfig(**sm.params.train),
+    TrainConfig(**sm.params.train, checkpoint_every=every),
     [torch.Generator().manual_seed(s) for s in seeds],
     target_losses=targets,
     device=device,
     names=names,
+    checkpoint=checkpoint,
 )
 for i, (model, history, summary) in enumerate(results):
     data = datas[i]

@@ -4,15 +4,22 @@ schedule, early stopping.
 ``target_loss`` implements the paper's width-monotone protocol: a wider student trains
 until its validation loss is at most a fraction of the narrower one's, and the summary
 records whether it got there.
+
+``train_pack(..., checkpoint=path)`` with ``train.checkpoint_every`` > 0 writes the whole
+training state of the pack to ``path`` every that many steps; a rerun of a job killed
+mid-training resumes from it and ends with the results of an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -40,9 +47,12 @@ class TrainConfig:
     monotone_steps: int | None = None  # budget of a student with a target_loss (default steps)
     log_every: int = 100  # steps between progress lines
     kernel: str = "fused"  # diagonal rnn / ssm time loop on the CPU: fused (numba) | torch
+    checkpoint_every: int = 0  # steps between checkpoints of a pack (train_pack); 0: none
 
     def __post_init__(self):
         check_choice("train.kernel", self.kernel, KERNELS)
+        if self.checkpoint_every < 0:
+            raise ValueError("checkpoint_every must be >= 0")
         for key in ("steps", "batch_size", "eval_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1")
@@ -185,6 +195,24 @@ class Copy:
             return "budget"
         return None
 
+    STATE = ("best_val", "best_step", "stale", "best", "history", "running", "reason")
+    STATE += ("diverged", "steps", "steps_done")
+
+    def state(self) -> dict:
+        """Everything a resumed run needs of this copy (checkpoints): schedule, early
+        stopping, best parameters, history, minibatch generator."""
+        return {k: getattr(self, k) for k in self.STATE} | {
+            "schedule": dict(vars(self.schedule)),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state(self, state: dict, device) -> None:
+        for k in self.STATE:
+            setattr(self, k, state[k])
+        self.best = self.best.to(device)
+        vars(self.schedule).update(state["schedule"])
+        self.generator.set_state(state["generator"])
+
 
 class Pack:
     """r students of one structure, activation, width and dtype as one batched model; their
@@ -288,6 +316,112 @@ class Pack:
         return eig.flatten(1).min(1)[0].tolist()
 
 
+class TrainingInterruptedError(RuntimeError):
+    """Raised by ``train_pack(..., stop_after=k)`` after k steps: a job killed mid-training
+    (tests of the checkpoints)."""
+
+
+def pack_key(models, datas, cfg: TrainConfig, generators, target_losses, names, device) -> str:
+    """Hash of everything that decides a pack's training: its settings (but for log_every
+    and checkpoint_every), members, targets, initial parameters, data, generator states and
+    the device type. A checkpoint resumes only a pack of the same key."""
+    h = hashlib.sha256()
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("log_every", "checkpoint_every")}
+    meta = {
+        "train": settings,
+        "names": names,
+        "targets": target_losses,
+        "students": [asdict(m.config) for m in models],
+        "device": torch.device(device).type,
+    }
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    tensors = [p for m in models for p in m.raw_params().values()]
+    tensors += [d[k] for d in datas for k in Pack.SPLITS] + [g.get_state() for g in generators]
+    for t in tensors:
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class Checkpoint:
+    """A pack's training state on disk (``train.checkpoint_every``), for a rerun of a job
+    killed mid-training to resume from: ``run`` is the state of the sub-pack in training
+    (parameters, AdamW moments, every copy's schedule, early stopping, best parameters,
+    history and generator, the epoch orders, the step, the global RNG states), ``done`` the
+    results of the sub-packs already trained. Written atomically (a temporary file, then
+    ``os.replace``); one of another pack or config (``key``) is ignored."""
+
+    def __init__(self, path, every: int, key: str, log):
+        self.path, self.every, self.key, self.log = Path(path), every, key, log
+        self.done: dict[int, list] = {}
+        self.run: dict | None = None
+        if not self.path.exists():
+            return
+        try:
+            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated or foreign file: train from the start
+            print(f"checkpoint {self.path} unreadable ({err}): ignored", file=log)
+            return
+        if not isinstance(saved, dict) or saved.get("key") != key:
+            print(f"checkpoint {self.path} is of another pack or config: ignored", file=log)
+            return
+        self.done, self.run = saved["done"], saved["run"]
+        step = self.run["step"] if self.run else 0
+        print(
+            f"resuming from checkpoint {self.path}: after step {step} "
+            f"({len(self.done)} sub-pack(s) done before)",
+            file=log,
+            flush=True,
+        )
+
+    def save(self, run: dict | None = None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            torch.save({"key": self.key, "done": self.done, "run": run}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _snapshot(pack: Pack, copies, active, orders, cursor: int, step: int, part: int) -> dict:
+    """The training state after ``step`` of the sub-pack starting at copy ``part``."""
+    rng = {"torch": torch.get_rng_state()}
+    if pack.flat.is_cuda:
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "part": part,
+        "step": step,
+        "cursor": cursor,
+        "active": [c.index for c in active],
+        "orders": orders,
+        "flat": pack.flat.detach(),
+        "exp_avg": pack.exp_avg,
+        "exp_avg_sq": pack.exp_avg_sq,
+        "copies": [c.state() for c in copies],
+        "rng": rng,
+    }
+
+
+def _restore(run: dict, pack: Pack, copies: list[Copy], device):
+    """Load ``_snapshot``'s state into a fresh pack and its copies; returns the active
+    copies, their epoch orders, the cursor and the first step still to do."""
+    rows = run["active"]
+    if len(rows) < len(copies):
+        pack.keep(torch.tensor(rows, device=device))
+    pack.flat = run["flat"].to(device).requires_grad_()
+    pack.exp_avg, pack.exp_avg_sq = run["exp_avg"].to(device), run["exp_avg_sq"].to(device)
+    for c, state in zip(copies, run["copies"], strict=True):
+        c.load_state(state, device)
+    torch.set_rng_state(run["rng"]["torch"])
+    if "cuda" in run["rng"]:
+        torch.cuda.set_rng_state_all(run["rng"]["cuda"])
+    return [copies[i] for i in rows], list(run["orders"]), run["cursor"], run["step"] + 1
+
+
 def _minibatch(copies: list[Copy], orders: list[Tensor], cursor: int, n: int, size: int):
     """Each copy's next minibatch indices (r, b), drawing a new epoch order when needed."""
     if cursor + size > n:
@@ -307,6 +441,8 @@ def train_pack(
     log=sys.stderr,
     names: list[str] | None = None,
     max_bytes: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    stop_after: int | None = None,
 ) -> list[tuple[StudentRNN, list[dict], dict]]:
     """Train r students as one batched model; each copy as ``train_student`` would alone.
 
@@ -319,23 +455,63 @@ def train_pack(
     are trained as several packs in turn. Returns, per
     copy, the model at its best validation loss (``direct`` projected), its history and a
     summary.
+
+    With ``checkpoint`` (a path) and ``cfg.checkpoint_every`` > 0 the training state is
+    written there every that many steps (``Checkpoint``) and removed at the end; a call
+    that finds a checkpoint of the same pack resumes from it, with the same results as a
+    run never interrupted (but for wall_s). ``stop_after``: raise ``TrainingInterruptedError``
+    after that many steps of this call (tests: a job killed mid-training).
     """
-    start = time.perf_counter()
     r = len(models)
     names = names or [str(i) for i in range(r)]
     target_losses = target_losses or [cfg.target_loss] * r
     itemsize = torch.empty(0, dtype=models[0].config.torch_dtype).element_size()
     max_bytes = pack_limit(device) if max_bytes is None else max_bytes
     size = max(1, max_bytes // (cfg.batch_size * models[0].config.width * itemsize))
-    if r > size:  # sub-packs, one after the other: the same results, faster
-        out = []
-        for lo in range(0, r, size):
-            part = slice(lo, lo + size)
-            out += train_pack(
-                models[part], datas[part], cfg, generators[part], target_losses[part],
-                device, log, names[part], max_bytes,
-            )  # fmt: skip
-        return out
+    ckpt = None
+    if checkpoint is not None and cfg.checkpoint_every > 0:
+        key = pack_key(models, datas, cfg, generators, target_losses, names, device)
+        ckpt = Checkpoint(checkpoint, cfg.checkpoint_every, key + f"/{size}", log)
+    stop = [stop_after]  # steps left before TrainingInterruptedError, over all sub-packs
+    out = []
+    for lo in range(0, r, size):  # sub-packs, one after the other: the same results, faster
+        part = slice(lo, lo + size)
+        if ckpt is not None and lo in ckpt.done:  # trained before the job was killed
+            out += _restore_done(models[part], ckpt.done[lo], device)
+            continue
+        out += _train_part(
+            models[part], datas[part], cfg, generators[part], target_losses[part],
+            device, log, names[part], ckpt, lo, stop,
+        )  # fmt: skip
+        if ckpt is not None and lo + size < r:
+            ckpt.done[lo] = [
+                ({k: v.detach().cpu() for k, v in m.raw_params().items()}, h, s)
+                for m, h, s in out[lo:]
+            ]
+            ckpt.save()
+    if ckpt is not None:
+        ckpt.remove()
+    return out
+
+
+def _restore_done(models, done: list, device) -> list:
+    """Results of a sub-pack trained before the job was killed, from its checkpoint."""
+    out = []
+    for model, (params, history, summary) in zip(models, done, strict=True):
+        model.to(device)
+        with torch.no_grad():
+            for k, v in model.raw_params().items():
+                v.copy_(params[k])
+        out.append((model, history, summary))
+    return out
+
+
+def _train_part(
+    models, datas, cfg, generators, target_losses, device, log, names, ckpt, part, stop
+) -> list:
+    """``train_pack`` of one sub-pack (copies ``part``, ``part + 1``, ...), resumed from
+    ``ckpt`` when it holds this sub-pack's state."""
+    start = time.perf_counter()
     pack = Pack(models, datas, device)
     pack.kernel = cfg.kernel
     weights = time_weights(pack.data["x_train"].shape[2], cfg.time_weighting, pack.flat.dtype)
@@ -348,8 +524,15 @@ def train_pack(
         c.best = pack.flat[c.index].detach().clone()
     active, n = list(copies), pack.data["x_train"].shape[1]
     orders = [torch.randperm(n, generator=c.generator) for c in copies]
-    cursor, step = 0, 0
-    for step in range(1, max(c.budget for c in copies) + 1):
+    cursor, first = 0, 1
+    if ckpt is not None and ckpt.run is not None and ckpt.run["part"] == part:
+        active, orders, cursor, first = _restore(ckpt.run, pack, copies, device)
+    step = first - 1
+    for step in range(first, max(c.budget for c in copies) + 1):
+        if stop[0] is not None:  # tests: a job killed after stop_after steps
+            if stop[0] <= 0:
+                raise TrainingInterruptedError(f"stopped before step {step} (stop_after)")
+            stop[0] -= 1
         idx, cursor = _minibatch(active, orders, cursor, n, cfg.batch_size)
         stopped = _optimise(pack, active, idx, weights, cfg, step, log)
         if not step % cfg.eval_every or any(step == c.budget for c in active):
@@ -360,6 +543,9 @@ def train_pack(
             if not active:
                 break
             pack.keep(torch.tensor(keep, device=device))
+        if ckpt is not None and not step % ckpt.every:
+            ckpt.save(_snapshot(pack, copies, active, orders, cursor, step, part))
+            print(f"step {step}: checkpoint {ckpt.path}", file=log, flush=True)
     for c in active:
         c.steps = step
     wall = time.perf_counter() - start
