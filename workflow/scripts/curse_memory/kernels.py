@@ -9,9 +9,18 @@ step. The maths are those of ``DiagonalRecurrence`` (see its docstring), with th
 
 Layout: copies outermost (each copy's states stay in cache through its time loop), then
 time, then units; every innermost loop runs along the contiguous batch dim, so that it
-vectorises. tanh is written without libm calls so that it vectorises too:
+vectorises (inputs and outputs are transposed per copy into (T, d, n) and (T, o, n)
+buffers). With d = o = 1 (the configs') a unit's step is one pass along the batch, the
+activation a compile-time constant in each loop, and the buffers are indexed directly:
+a row view (``h[p]``) in the inner loops costs a reference count each, which at b = 128
+cost more than the arithmetic. The backward pass keeps no T states: the forward saves a
+checkpoint every ``seg`` steps and the backward runs each segment forward again into
+buffers that stay in the L2 cache (``segment``); storing all T states of a 12-pack meant
+10-35 MB of fresh buffers page-faulted in every step, which cost more than the extra
+forward. tanh is written without libm calls so that it vectorises too:
 tanh(|u|) = -e / (2 + e), e = expm1(-2|u|), with expm1 by Cody-Waite reduction and a
-degree-13 Taylor polynomial, in float64 (4e-16 relative: tests; float32 rounds it, 3e-8).
+degree-13 Taylor polynomial, in float64 (4e-16 relative: tests; float32 rounds it, 3e-8),
+and 2^-k built from its exponent bits.
 No fastmath, and numpy's error model (x / 0 is inf, not an exception, which also lets
 the loops vectorise): NaN and inf propagate as in torch, so a diverging perturbed student
 gives inf / NaN, never a finite number.
