@@ -191,7 +191,11 @@ def test_grid_names_agree_between_the_schema_the_model_and_the_figures():
     ):
         assert students[key]["items"]["enum"] == list(names) == list(order), key
     assert set(plotting.PARAM_COLORS) == set(model.PARAMETERISATIONS)
-    assert students["families"]["items"]["enum"] == list(model.FAMILIES)
+    # families: the built-in names, or a plug-in's package.module:Name
+    pattern = students["families"]["items"]["pattern"]
+    assert all(re.fullmatch(pattern, name) for name in model.FAMILIES)
+    assert re.fullmatch(pattern, "plugin_family.module:GatedLinear")
+    assert not re.fullmatch(pattern, "Bad Name") and not re.fullmatch(pattern, "a:b:c")
 
 
 def test_plot_rules_of_the_makefile_are_the_rules_of_figures_smk():

@@ -2,16 +2,25 @@ import importlib.util
 import math
 import os
 import re
+import sys
 from itertools import product
+from pathlib import Path
 
 from snakemake.utils import validate
 
 
 def load_checks():
-    """curse_memory/checks.py on its own (no torch, no rest of the package), found through
-    Snakemake's source path, so this works from a clone and as a module (also a remote
-    one); the rule scripts import the whole package from next to themselves."""
+    """curse_memory/checks.py on its own (no torch), found through Snakemake's source path,
+    so this works from a clone and as a module (also a remote one); the rule scripts
+    import the whole package from next to themselves. The package next to it (a clone, a
+    local module) goes on sys.path for the families' registry (torch-free too), which
+    otherwise comes from an installed curse_memory (``pip install -e .``)."""
     path = workflow.source_path("../scripts/curse_memory/checks.py")
+    flags = getattr(path, "flags", {})
+    local = Path(str(flags.get("sourcecache_entry", path)))  # not the cache's copy
+    scripts = str(local.resolve().parents[1])
+    if (local.parent / "families").is_dir() and scripts not in sys.path:
+        sys.path.insert(0, scripts)
     spec = importlib.util.spec_from_file_location("curse_memory_checks", path)
     checks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(checks)
@@ -19,7 +28,6 @@ def load_checks():
 
 
 checks = load_checks()
-AXES_APPLY = checks.AXES_APPLY
 
 # Snakemake merged the --configfile overlays (and --config) over config/config.yaml key by
 # key; targets are a set of named targets, so an overlay that names targets gives the
@@ -31,10 +39,16 @@ if not workflow.modifier.skip_configfile:
         config["targets"] = checks.merge_config({}, _overlay)["targets"]
 
 validate(config, schema="../schemas/config.schema.yaml")
-checks.check_config(config)
+checks.check_config(config)  # imports the plug-in families (package.module:Name)
+
+from curse_memory import families  # noqa: E402  (the registry; after check_config)
 
 TARGETS = list(config["targets"])
-FAMILIES = config["students"]["families"]
+# the families as the config names them (a built-in name or a plug-in's module:Name), and
+# their names in paths and tables (a plug-in's ``name``); a job's StudentConfig gets the
+# config's spec, so that its fresh process imports the plug-in again
+FAMILY_SPECS = {families.get(s).name: s for s in config["students"]["families"]}
+FAMILIES = list(FAMILY_SPECS)
 STRUCTURES = config["students"]["structures"]
 PARAMS = config["students"]["parameterisations"]
 ACTIVATIONS = config["students"]["activations"]
@@ -45,7 +59,7 @@ SEEDS = config["seeds"]
 # pack's members, hence a rule's outputs, differ with the axes that apply).
 NONE = "none"
 FAMILY_GROUPS = {
-    group: [f for f in FAMILIES if AXES_APPLY[f] == (group == "axes")]
+    group: [f for f in FAMILIES if families.get(f).axes == (group == "axes")]
     for group in ("axes", "fixed")
 }
 FAMILY_GROUPS = {group: fams for group, fams in FAMILY_GROUPS.items() if fams}
@@ -81,7 +95,7 @@ STUDENT = "/".join(GRAMMAR.values())
 
 
 def group_of(family):
-    return "axes" if AXES_APPLY[family] else "fixed"
+    return "axes" if families.get(family).axes else "fixed"
 
 
 def axes(group):
@@ -194,7 +208,7 @@ def student_config(wildcards):
     parameterisation comes with its axis values."""
     students = config["students"]
     return {
-        "family": wildcards.family,
+        "family": FAMILY_SPECS[wildcards.family],
         "width": int(wildcards.width),
         "structure": wildcards.structure,
         "activation": wildcards.activation,

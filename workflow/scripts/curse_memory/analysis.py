@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import families
 from .curves import (
     approximation_lost_radius,
     crossing_point,
@@ -651,21 +652,27 @@ REFERENCE_TABLE = {
     "linear recurrent unit": ("stable", "unstable"),
     "stable reparameterisation": ("stable", "stable"),
 }
-# what the theory predicts: the LRU's exp-exp map keeps |lambda| < 1 for every raw
-# parameter, so it is itself a stable reparameterisation (stable on pol, unlike the
-# reference's table); lstm and gru are outside the theorem
-THEORY_TABLE = REFERENCE_TABLE | {"linear recurrent unit": ("stable", "stable")}
-FAMILY_NAMES = {"ssm": "state-space model", "lru": "linear recurrent unit"}
-FAMILY_NAMES |= {"lstm": "LSTM", "gru": "GRU"}
+# what the theory predicts: a family that is a stable reparameterisation by construction
+# (the LRU's exp-exp map keeps |lambda| < 1 for every raw parameter) is stable on pol too,
+# unlike the reference's table; lstm and gru are outside the theorem
+THEORY_TABLE = REFERENCE_TABLE | {
+    families.get(name).display_name: ("stable", "stable")
+    for name in families.names()
+    if families.get(name).stable_by_construction
+}
+# each registered family's display name (rnn's rows are split by structure: reference_row)
+FAMILY_NAMES = {name: families.get(name).display_name for name in families.names()}
 
 
 def reference_row(family: str, structure: str, param: str) -> str:
-    """The row of the reference's table a kind of student belongs to (or its own name)."""
+    """The row of the reference's table a kind of student belongs to (or its own name: a
+    family the registry does not know here, e.g. a plug-in in a process that never imported
+    it)."""
     if param in STABLE_PARAMS:
         return "stable reparameterisation"
-    if family == "rnn":
-        return "diagonal RNN" if structure == "diagonal" else "vanilla RNN"
-    return FAMILY_NAMES.get(family, family)
+    if family not in families.names():
+        return family
+    return families.get(family).reference_row(structure)
 
 
 def _cell_verdict(outcomes: list[str]) -> str:

@@ -1,8 +1,9 @@
 """The config's torch-free checks and merge order: the initial eigenvalue range (method §2),
 shared by the config validation of the workflow (``workflow/rules/common.smk``) and
 ``StudentConfig``; the cross-key checks that JSON Schema cannot express; and how a study's
-overlay is merged over the default config. No torch and no other module of the package, so
-the Snakefile loads this file on its own, cheaply.
+overlay is merged over the default config. No torch and no other module of the package at
+import, so the Snakefile loads this file on its own, cheaply; ``check_config`` asks the
+families' registry (torch-free too) about students.families.
 
 Merge order (later wins): the schema's defaults < ``config/config.yaml`` < the
 ``--configfile`` overlays, in order < ``--config``. Mappings merge key by key, lists and
@@ -14,10 +15,16 @@ from __future__ import annotations
 
 import copy
 
-# method §6: the model families, and whether structure, parameterisation and activation
-# apply to each (where they do not, paths, tables and configs read "none")
-FAMILIES = ("rnn", "ssm", "lru", "lstm", "gru")
-AXES_APPLY = {"rnn": True, "ssm": True, "lru": False, "lstm": False, "gru": False}
+
+def family_problem(spec: str) -> str | None:
+    """Why ``spec`` (an entry of students.families: a built-in name or a plug-in's
+    ``package.module:Name``) names no usable family, or None. A plug-in is imported here,
+    before any job, so its code runs: a config is trusted like code (docs/method.md §6).
+    The registry is torch-free; the package is found on sys.path (the Snakefile puts it
+    there), so this file still loads on its own."""
+    from curse_memory import families
+
+    return families.problem(spec)
 
 
 def eig_init_problem(lo: float, hi: float, dt: float) -> str | None:
@@ -108,6 +115,10 @@ def check_config(config: dict) -> None:
     ``config`` is a validated config (the schema's defaults filled in)."""
     dt = config["data"]["dt"]
     students = config["students"]
+    for spec in students["families"]:
+        problem = family_problem(spec)
+        if problem:
+            raise ValueError(f"config students.families: {problem}")
     lo, hi = students["eig_init"]
     problem = eig_init_problem(lo, hi, dt)
     if problem:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from . import families
 from .model import (
     StudentConfig,
     StudentRNN,
@@ -19,7 +20,6 @@ from .model import (
     check_choice,
     copies,
     eigenvalues,
-    lru_modulus,
     student_forward,
 )
 
@@ -39,7 +39,8 @@ def perturbed_masks(
     """The raw entries a perturbation moves: name -> None (every entry) or a 0/1 mask of the
     tensor's shape; a tensor not named is left alone.
 
-    ``tensors`` restricts the perturbation to the named tensors (default: all). lstm and
+    ``tensors`` restricts the perturbation to the named tensors (default: all); the
+    family (``Family.perturbed_masks``) then drops or masks redundant entries. lstm and
     gru carry two biases whose sum is all that enters a gate (torch's ``bias_ih`` +
     ``bias_hh``): one bias per gate is perturbed, as the rnn's single b, so the bias noise
     of the families is comparable. lstm: ``bias_ih`` only; gru: ``bias_ih`` and the rows
@@ -51,13 +52,8 @@ def perturbed_masks(
     if unknown:
         raise ValueError(f"unknown parameter tensors {unknown}; allowed: {', '.join(params)}")
     masks: dict[str, Tensor | None] = dict.fromkeys(names)
-    family = cfg.family if cfg is not None else None
-    if family == "lstm":
-        masks.pop("bias_hh", None)
-    elif family == "gru" and "bias_hh" in masks:
-        mask = torch.zeros(params["bias_hh"].shape[-1], dtype=torch.float64)
-        mask[2 * cfg.width :] = 1.0  # rows r, z, n: only n's hidden bias is not redundant
-        masks["bias_hh"] = mask
+    if cfg is not None:
+        masks = families.get(cfg.family).perturbed_masks(params, cfg, masks)
     return masks
 
 
@@ -148,8 +144,7 @@ def batched_mse(
     batched = r is not None
     r = r or 1
     n, T, _ = x.shape
-    per_step = cfg.d_out if cfg.convolution else cfg.width  # values of a (copy, sequence, step)
-    per_step *= 2 if cfg.family == "lru" else 1
+    per_step = families.get(cfg.family).step_values(cfg)  # values of a (copy, sequence, step)
     pairs = max(1, max_elements // (T * per_step))
     group = max(1, min(r, pairs // n))  # copies per pass
     chunk = max(1, min(n, pairs // group))  # sequences per pass
@@ -174,8 +169,7 @@ def _copy_groups(r: int, n: int, T: int, cfg: StudentConfig, max_elements: int |
     """(copies per pass, sequences per pass) of ``batched_mse``'s chunking."""
     if max_elements is None:
         max_elements = 2**26 if cuda else 2**21
-    per_step = cfg.d_out if cfg.convolution else cfg.width
-    per_step *= 2 if cfg.family == "lru" else 1
+    per_step = families.get(cfg.family).step_values(cfg)
     pairs = max(1, max_elements // (T * per_step))
     group = max(1, min(r, pairs // n))
     return group, max(1, min(n, pairs // group))
@@ -399,8 +393,9 @@ def perturbation_sweep(
         if eig.shape[-1]:
             negative = int((eig.min(-1).values < 0).sum())
             euler = int((eig.max(-1).values > 2 / cfg.dt).sum())
-        if cfg.family == "lru":
-            modulus = float(lru_modulus(drawn).max())
+        lam = families.get(cfg.family).modulus(drawn)  # |lambda| (lru), or None
+        if lam is not None:
+            modulus = float(lam.max())
         rows.append(
             {
                 "beta": float(beta),

@@ -31,6 +31,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
+from .families import DEFAULT as DEFAULT_FAMILY  # noqa: E402
 from .tables import clean, read_table  # noqa: E402, F401
 
 DPI = 200
@@ -247,8 +248,8 @@ def _titled_figure(figsize: tuple[float, float]):
 def fold_family(df: pd.DataFrame) -> pd.DataFrame:
     """A result table with the model family joined to the structure label ("ssm diagonal";
     "lstm" for the families without a structure), so that every figure tells families
-    apart; a table of rnn students only is returned as it is."""
-    if "family" not in df or (df["family"] == "rnn").all():
+    apart; a table of the default family's students only (rnn) is returned as it is."""
+    if "family" not in df or (df["family"] == DEFAULT_FAMILY).all():
         return df
     df = df.copy()
     pairs = zip(df["family"], df["structure"], strict=True)
