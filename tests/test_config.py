@@ -185,3 +185,43 @@ def test_snakemake_stops_a_bad_config_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "validating config" in out and "'dt'" in out, out[-2000:]
     assert "Job stats" not in out  # nothing was scheduled
+
+
+# ------------------------------------------------------------------ plug-in families
+@pytest.mark.parametrize(
+    "spec, reason",
+    [
+        ("no_such_package.module:Family", "module 'no_such_package.module' is not importable"),
+        ("curse_memory.families.base:Missing", "has no 'Missing'"),
+        ("curse_memory.families.base:Family", "lacks name, batch_key, init, forward"),
+    ],
+)
+def test_a_broken_plugin_family_fails_validation_with_its_key_and_reason(
+    spec, reason, default_config, validate_config
+):
+    config = merge_config(default_config, {"students": {"families": ["rnn", spec]}})
+    with pytest.raises(ValueError, match="config students.families") as info:
+        validate_config(config)
+    assert spec in str(info.value) and reason in str(info.value)
+
+
+def test_a_family_name_is_a_built_in_name_or_a_module_path(default_config, validate_config):
+    for bad in ("Bad Name", "a:b:c", "lru/../x"):
+        config = merge_config(default_config, {"students": {"families": [bad]}})
+        with pytest.raises(WorkflowError):
+            validate_config(config)
+    config = merge_config(default_config, {"students": {"families": ["transformer"]}})
+    with pytest.raises(ValueError, match="config students.families: unknown family"):
+        validate_config(config)
+
+
+def test_the_example_plugin_validates_and_names_its_paths(
+    default_config, validate_config, monkeypatch
+):
+    from curse_memory import families
+
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    spec = "plugin_family.module:GatedLinear"
+    validate_config(merge_config(default_config, {"students": {"families": ["lru", spec]}}))
+    family = families.get(spec)
+    assert family.name == "glr" and families.get("glr") is family and not family.axes

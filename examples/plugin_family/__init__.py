@@ -1,0 +1,1 @@
+"""A model family defined outside the workflow's repository (README.md)."""
