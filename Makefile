@@ -48,7 +48,7 @@ $(STAMP): requirements.txt
 	@# byte-compile what the jobs import, by importing it once with bytecode writing on
 	@# (even where PYTHONDONTWRITEBYTECODE is set), in two processes: 17 s against 38 s for
 	@# compiling all of site-packages on 2 cores (most of torch is never imported here);
-	@# the first also compiles the fused kernels into numba's cache (9 s once; a job then
+	@# the first also compiles the fused kernels into numba's cache (20 s once; a job then
 	@# loads them in 0.5 s, where each fresh clone's first jobs would compile them)
 	$(WARM) -c "import torch, curse_memory.model, curse_memory.training, \
 	  curse_memory.perturbation, curse_memory.memory, curse_memory.targets, \
