@@ -179,7 +179,11 @@ def test_kernel_section_checks_then_times(tmp_path):
         tmp_path, "--sections", "kernel", "--kernel-widths", "2,5", "--kernel-r", "1,3"
     )
     checks = [line for line in lines if line.startswith("check kernel ")]
-    assert len(checks) == 2 * 2 * 2 * 2 and all(line.endswith(" ok") for line in checks)
+    assert all(line.endswith(" ok") for line in checks)
+    # per dtype x width x r: the step's and the sweep's results, and that the sweep's torch
+    # baseline made no fused call (it would measure the fused kernel against itself)
+    baseline = [line for line in checks if "baseline_fused_calls=0" in line]
+    assert len(checks) == 2 * 2 * 2 * 3 and len(baseline) == 2 * 2 * 2
     timed = [m for m in map(TIMED.match, lines) if m and m["measurement"].startswith("kernel")]
     assert len(timed) == len(rows) == 16
     assert {m["measurement"] for m in timed} == {"kernel-step", "kernel-sweep"}
