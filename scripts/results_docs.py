@@ -400,8 +400,69 @@ def block_cpu(figures: Path, bench: Path) -> list[str]:
     ]
 
 
+def read_bench_tsv(path: Path) -> tuple[str, list[dict[str, str]]]:
+    """A docs/bench table: its leading ``# measured ...`` line and its rows."""
+    lines = path.read_text().splitlines()
+    note = lines[0].lstrip("# ").strip() if lines and lines[0].startswith("#") else ""
+    body = [line for line in lines if not line.startswith("#")]
+    header = body[0].split("\t") if body else []
+    return note, [dict(zip(header, line.split("\t"), strict=True)) for line in body[1:]]
+
+
+def block_readme_verdicts(figures: Path, bench: Path) -> list[str]:
+    """README: the 10-seed run in two lines (rows decided, against the default, seed
+    halves) and what the supremum's ascent does to E_m(beta0) and to the verdicts."""
+    path = claims_path(figures, "verdicts")
+    if not path.exists():
+        lines = [f"`make verdicts`: {missing(path, 'verdicts')}."]
+    else:
+        ten = Claims(path)
+        count = Counter(r["verdict"] for r in ten.rows)
+        lines = [
+            f"`make verdicts` (10 seeds, 9 degrees of freedom): {len(ten.decided())} of "
+            f"{len(ten.rows)} rows decided (holds {count['holds']}, fails {count['fails']}, "
+            f"inconclusive {count['inconclusive']}).",
+        ]
+        default = claims_path(figures, "default")
+        if default.exists() and not Claims(default).old and not ten.old:
+            three = {tuple(r[k] for k in KEYS): r["verdict"] for r in Claims(default).rows}
+            both = [r for r in ten.rows if tuple(r[k] for k in KEYS) in three]
+            differ = sum(r["verdict"] != three[tuple(r[k] for k in KEYS)] for r in both)
+            lines[-1] += (
+                f" Against the default run's 3 seeds, {differ} of {len(both)} shared rows "
+                "have another verdict."
+            )
+        lines[-1] += " " + seed_halves(figures, "verdicts")
+    ratios, changes = bench / "ascent_verdicts.tsv", bench / "ascent_verdict_changes.tsv"
+    if ratios.exists() and changes.exists():
+        note, rows = read_bench_tsv(ratios)
+        _, changed = read_bench_tsv(changes)
+        spans = []
+        for norm in ("inf", "l2"):
+            by_width = {}
+            for r in rows:
+                if r["norm"] == norm:
+                    by_width.setdefault(int(r["width"]), []).append(float(r["ratio_median"]))
+            if by_width:
+                lo, hi = min(by_width), max(by_width)
+                med = {w: sorted(v)[len(v) // 2] for w, v in by_width.items()}
+                spans.append(f"{norm} {med[lo]:.2g}x at m = {lo} to {med[hi]:.2g}x at m = {hi}")
+        n_changed = Counter(r["norm"] for r in changed)
+        lines += [
+            "",
+            "E(beta) is a supremum: projected gradient ascent from the sampled draws "
+            "(`perturbation.method: ascent`) raises the verdicts run's E_m(beta0) by a median "
+            f"{'; '.join(spans)} (`docs/bench/ascent_verdicts.tsv`). With the ascended "
+            f"E_m(beta0), {n_changed.get('inf', 0)} verdicts change under the inf norm and "
+            f"{n_changed.get('l2', 0)} under l2, all of them E_m(beta0) rows "
+            "(`docs/bench/ascent_verdict_changes.tsv`).",
+        ]
+    return lines
+
+
 BLOCKS = {"default": block_default, "verdicts": block_verdicts, "gpu": block_gpu}
 BLOCKS["cpu"] = block_cpu
+BLOCKS["readme verdicts"] = block_readme_verdicts
 
 
 def fill(name: str, figures: Path, bench: Path) -> str:
