@@ -139,6 +139,7 @@ DOCS_FIGURES += study:sensitivity study:stability_radius
 DOCS_FIGURES += families:perturbation_exp families:perturbation_pol families:stability_radius
 DOCS_FIGURES += verdicts:sensitivity verdicts:perturbation_pol
 DOCS_FIGURES += filter:perturbation_teacher filter:perturbation_transformer filter:stability_radius
+DOCS_FIGURES += filter:target_memory
 
 docs-figures:  ## copy the runs' figures and tables that the docs show to docs/figures (then make docs)
 	mkdir -p docs/figures

@@ -460,9 +460,42 @@ def block_readme_verdicts(figures: Path, bench: Path) -> list[str]:
     return lines
 
 
+def block_readme_filter(figures: Path, bench: Path) -> list[str]:
+    """README: the filter run: each teacher's memory-function verdict and the filter rows'
+    verdicts, with links to the teachers' memory functions and E_m(beta) figures."""
+    path = claims_path(figures, "filter")
+    if not path.exists():
+        return [f"`make filter`: {missing(path, 'filter')}."]
+    rows = Claims(path).rows
+    memory = {}  # the filter rows state the teacher's memory-function verdict they expect
+    for r in rows:
+        found = re.search(r"its memory function: ([\w-]+)", r.get("expected", ""))
+        if r["claim"] == "filter" and found:
+            memory[r["setting"].split("/")[0]] = found[1]
+    lines = ["| teacher | its memory function | filter rows: holds / fails / inconclusive |"]
+    lines.append("|---|---|---|")
+    teachers = sorted({r["setting"].split("/")[0] for r in rows if r["claim"] == "filter"})
+    for teacher in teachers:
+        mine = Counter(
+            r["verdict"]
+            for r in rows
+            if r["claim"] == "filter" and r["setting"].split("/")[0] == teacher
+        )
+        counts = f"{mine['holds']} / {mine['fails']} / {mine['inconclusive']}"
+        lines.append(f"| {teacher} | {memory.get(teacher, 'not fitted')} | {counts} |")
+    links = [
+        f"[{p.stem.removeprefix('filter_').replace('_', ' ')}](docs/figures/{p.name})"
+        for p in figure_paths(figures, "filter")
+    ]
+    if links:
+        lines += ["", "Figures: " + ", ".join(links) + "."]
+    return lines
+
+
 BLOCKS = {"default": block_default, "verdicts": block_verdicts, "gpu": block_gpu}
 BLOCKS["cpu"] = block_cpu
 BLOCKS["readme verdicts"] = block_readme_verdicts
+BLOCKS["readme filter"] = block_readme_filter
 
 
 def fill(name: str, figures: Path, bench: Path) -> str:
