@@ -150,3 +150,27 @@ def test_tanh_accuracy():
         if dtype == torch.float64:
             err = err / np.maximum(np.abs(ref[:-1]), 1e-300)
         assert err.max() <= tol, (dtype, err.max(), x[err.argmax()])
+
+
+def test_a_jobs_kernel_choice_governs_calls_that_name_none(monkeypatch):
+    """evaluate_perturbation and estimate_student_memory set train.kernel for the process:
+    a call with kernel=None then runs that time loop (torch: no fused call)."""
+    from unittest import mock
+
+    from curse_memory.model import default_kernel, set_default_kernel
+
+    cfg = StudentConfig(width=3, activation="tanh", dtype="float64")
+    params = init_params(cfg, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(4, 6, 1, dtype=torch.float64)
+    try:
+        set_default_kernel("torch")
+        assert default_kernel() == "torch"
+        with mock.patch.object(kernels, "FusedRecurrence", side_effect=AssertionError("fused")):
+            torch_out = student_forward(params, x, cfg)
+        set_default_kernel("fused")
+        assert default_kernel() == "fused"
+        torch.testing.assert_close(student_forward(params, x, cfg), torch_out, rtol=1e-12, atol=0)
+        with pytest.raises(ValueError, match="kernel"):
+            set_default_kernel("cuda-graphs")
+    finally:
+        set_default_kernel(None)

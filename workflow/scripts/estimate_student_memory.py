@@ -8,10 +8,11 @@ sys.stderr = open(snakemake.log[0], "w")
 import torch
 
 from curse_memory.memory import memory_tables, student_memories
-from curse_memory.model import load_student
+from curse_memory.model import load_student, set_default_kernel
 
 sm = snakemake
 torch.set_num_threads(sm.threads)
+set_default_kernel(sm.config["train"]["kernel"])  # the time loop the config chose
 p = sm.params.memory
 models = [load_student(path)[0] for path in sm.input.models]
 t, memories = student_memories(models, p["horizon"], p["amplitudes"])

@@ -8,13 +8,14 @@ import pandas as pd
 import torch
 
 from curse_memory.curves import monotone_envelope
-from curse_memory.model import load_student, read_checkpoint
+from curse_memory.model import load_student, read_checkpoint, set_default_kernel
 from curse_memory.perturbation import beta_grid, perturbation_sweep
 from curse_memory.training import resolve_device
 
 COUNTS = ("n_diverged", "n_eig_negative", "n_eig_euler")  # eigenvalue counts: None for lstm, gru
 sm = snakemake
 torch.set_num_threads(sm.threads)
+set_default_kernel(sm.config["train"]["kernel"])  # the time loop the config chose
 p = sm.params.perturbation
 device = resolve_device()
 betas = beta_grid(p["beta_min"], p["beta_step"], p["n_betas"])

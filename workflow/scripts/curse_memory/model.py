@@ -39,6 +39,7 @@ from .families.residual import (
     STRUCTURES,
     Parameterisation,
     default_kernel,
+    set_default_kernel,
     sigmoid_tanh,
 )
 
@@ -54,6 +55,7 @@ __all__ = [  # the names of the families' modules kept here, where callers impor
     "default_kernel",
     "lru_kernel",
     "lru_modulus",
+    "set_default_kernel",
     "sigmoid_tanh",
 ]
 

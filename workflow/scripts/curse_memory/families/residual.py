@@ -103,15 +103,31 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 KERNELS = ("fused", "torch")
+_CHOSEN: list[str] = []  # set_default_kernel's choice for this process
+
+
+def set_default_kernel(kernel: str | None) -> None:
+    """The kernel of every later call that names none (a job's ``train.kernel``, so that its
+    perturbation and memory passes run the time loop the config chose); None: automatic."""
+    if kernel is not None:
+        check_choice("kernel", kernel, KERNELS)
+    _CHOSEN[:] = [] if kernel is None else [kernel]
 
 
 def default_kernel() -> str:
-    """``fused`` where numba is installed, else ``torch``."""
+    """The kernel ``set_default_kernel`` chose; otherwise ``fused`` where numba is
+    installed, else ``torch``."""
+    if _CHOSEN:
+        return "torch" if _CHOSEN[0] == "fused" and not _numba() else _CHOSEN[0]
+    return "fused" if _numba() else "torch"
+
+
+def _numba() -> bool:
     try:
         import numba  # noqa: F401
     except ImportError:
-        return "torch"
-    return "fused"
+        return False
+    return True
 
 
 def _fused(kernel: str | None) -> bool:
