@@ -427,10 +427,14 @@ def block_readme_verdicts(figures: Path, bench: Path) -> list[str]:
         if default.exists() and not Claims(default).old and not ten.old:
             three = {tuple(r[k] for k in KEYS): r["verdict"] for r in Claims(default).rows}
             both = [r for r in ten.rows if tuple(r[k] for k in KEYS) in three]
-            differ = sum(r["verdict"] != three[tuple(r[k] for k in KEYS)] for r in both)
+            pairs = [(three[tuple(r[k] for k in KEYS)], r["verdict"]) for r in both]
+            differ = sum(a != b for a, b in pairs)
+            opposite = sum({a, b} == {"holds", "fails"} for a, b in pairs)
+            newly = sum(a == "inconclusive" != b for a, b in pairs)
             lines[-1] += (
                 f" Against the default run's 3 seeds, {differ} of {len(both)} shared rows "
-                "have another verdict."
+                f"have another verdict: {newly} decided where 3 seeds were inconclusive, "
+                f"{opposite} holding in one run and failing in the other."
             )
         lines[-1] += " " + seed_halves(figures, "verdicts")
     ratios, changes = bench / "ascent_verdicts.tsv", bench / "ascent_verdict_changes.tsv"
@@ -492,10 +496,55 @@ def block_readme_filter(figures: Path, bench: Path) -> list[str]:
     return lines
 
 
+def block_default_run(figures: Path, bench: Path) -> list[str]:
+    """docs/performance.md: the default `make run` measured side by side
+    (docs/bench/default_run.tsv): wall clock and job-seconds per kind of rule."""
+    path = bench / "default_run.tsv"
+    if not path.exists():
+        return ["Not yet measured: no `docs/bench/default_run.tsv`."]
+    note, rows = read_bench_tsv(path)
+    header = ["run", "code", "kernel", ".venv built in it", "wall (s)", "job-seconds"]
+    header += ["training", "perturbation", "memory", "tables and figures"]
+    body = [
+        [r["run"], f"`{r['code']}`", r["kernel"], r["venv_in_wall"], r["wall_s"], r["job_s"]]
+        + [r["train_s"], r["perturbation_s"], r["memory_s"], r["tables_figures_s"]]
+        for r in rows
+    ]
+    lines = [f"From `docs/bench/default_run.tsv` ({note}).", "", *table(header, body)]
+    by = {r["run"]: r for r in rows}
+    if "fused" in by and "torch" in by:
+        ratio = float(by["fused"]["job_s"]) / float(by["torch"]["job_s"])
+        train = float(by["torch"]["train_s"]) / float(by["fused"]["train_s"])
+        lines += [
+            "",
+            f"The fused kernels take the default run's job-seconds to {ratio:.2f} of the "
+            f"torch path's (training {train:.1f}x faster).",
+        ]
+    return lines
+
+
+def block_readme_cost(figures: Path, bench: Path) -> list[str]:
+    """README: the default run's measured cost, one line."""
+    path = bench / "default_run.tsv"
+    if not path.exists():
+        return ["The default run's cost: not yet measured (`docs/bench/default_run.tsv`)."]
+    _, rows = read_bench_tsv(path)
+    fused = next((r for r in rows if r["run"] == "fused"), None)
+    if fused is None:
+        return ["The default run's cost: no `fused` row in `docs/bench/default_run.tsv`."]
+    return [
+        f"`make run` from a fresh clone on 2 cores: {fused['wall_s']} s of wall clock, building "
+        f"`.venv` included ({fused['job_s']} job-seconds; `docs/bench/default_run.tsv`, "
+        "[docs/performance.md](docs/performance.md))."
+    ]
+
+
 BLOCKS = {"default": block_default, "verdicts": block_verdicts, "gpu": block_gpu}
 BLOCKS["cpu"] = block_cpu
 BLOCKS["readme verdicts"] = block_readme_verdicts
 BLOCKS["readme filter"] = block_readme_filter
+BLOCKS["default run"] = block_default_run
+BLOCKS["readme cost"] = block_readme_cost
 
 
 def fill(name: str, figures: Path, bench: Path) -> str:
