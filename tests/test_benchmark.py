@@ -1,10 +1,9 @@
-"""bench/benchmark.py as a correctness smoke test on tiny sizes: it runs, every output
-line parses, the equivalence checks pass, the table is written; and its helpers (job
-times, the list scheduler, the project DAG) on cases with known answers. No timing is
-asserted."""
+"""The benchmark (the package bench/, run as bench/benchmark.py) as a correctness smoke
+test on tiny sizes: it runs, every output line parses, the equivalence checks pass, the
+table is written; and its helpers (job times, the list scheduler, the project DAG) on
+cases with known answers. No timing is asserted."""
 
 import csv
-import importlib.util
 import math
 import os
 import re
@@ -71,14 +70,11 @@ TINY_CONFIG = {  # a project grid of 2 targets x 2 params x 2 widths x 2 seeds
 }  # fmt: skip
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+if str(ROOT) not in sys.path:  # the package bench/, as bench/benchmark.py imports it
+    sys.path.insert(0, str(ROOT))
 
-
-bench = load_benchmark()
+from bench import cli, common  # noqa: E402
+from bench.sections import gpu, pack, project  # noqa: E402
 
 
 def run_benchmark(tmp_path: Path, *extra: str) -> tuple[list[str], list[dict]]:
@@ -256,39 +252,39 @@ def test_project_lines(pack_project_run):
 
 
 def test_sections_parse():
-    assert bench.parse_args(["--sections", "pack", "project"]).sections == ["pack", "project"]
-    assert bench.parse_args(["--sections", "train,e2e", "gpu"]).sections == ["train", "e2e", "gpu"]
-    assert bench.parse_args([]).sections == list(bench.SECTIONS)
-    assert {"pack", "gpu", "project"} <= set(bench.SECTIONS)
-    assert bench.parse_args([]).job_steps == 1500  # the default config's budget
+    assert cli.parse_args(["--sections", "pack", "project"]).sections == ["pack", "project"]
+    assert cli.parse_args(["--sections", "train,e2e", "gpu"]).sections == ["train", "e2e", "gpu"]
+    assert cli.parse_args([]).sections == list(cli.SECTIONS)
+    assert {"pack", "gpu", "project"} <= set(cli.SECTIONS)
+    assert cli.parse_args([]).job_steps == 1500  # the default config's budget
     with pytest.raises(SystemExit):
-        bench.parse_args(["--sections", "nope"])
+        cli.parse_args(["--sections", "nope"])
 
 
 def test_job_seconds_and_subpacks():
-    assert bench.job_seconds(2.5, 1500, 0.004) == pytest.approx(8.5)
-    assert bench.job_seconds(2.5, 0, 1.0) == 2.5
-    assert bench.itemsize("float32") == 4 and bench.itemsize("float64") == 8
-    assert bench.subpacks(48, 2**16, 128, 14, 4) == 6  # 9 copies per pack (float32)
-    assert bench.subpacks(48, 2**16, 128, 14, 8) == 12  # 4 copies per pack (float64)
-    assert bench.subpacks(12, 2**16, 128, 8, 4) == 1
-    assert bench.subpacks(12, 2**16, 128, 8, 8) == 2  # 8 copies per pack
-    assert bench.subpacks(1, 2**16, 128, 1000, 8) == 1
-    limit = bench.PACK_BYTES
+    assert pack.job_seconds(2.5, 1500, 0.004) == pytest.approx(8.5)
+    assert pack.job_seconds(2.5, 0, 1.0) == 2.5
+    assert pack.itemsize("float32") == 4 and pack.itemsize("float64") == 8
+    assert pack.subpacks(48, 2**16, 128, 14, 4) == 6  # 9 copies per pack (float32)
+    assert pack.subpacks(48, 2**16, 128, 14, 8) == 12  # 4 copies per pack (float64)
+    assert pack.subpacks(12, 2**16, 128, 8, 4) == 1
+    assert pack.subpacks(12, 2**16, 128, 8, 8) == 2  # 8 copies per pack
+    assert pack.subpacks(1, 2**16, 128, 1000, 8) == 1
+    limit = pack.PACK_BYTES
     assert limit == 2**18
-    assert bench.pack_variants([1, 12, 48], 128, 14, 4) == [
+    assert pack.pack_variants([1, 12, 48], 128, 14, 4) == [
         (1, limit), (12, limit), (48, 48 * 128 * 14 * 4), (48, limit)
     ]  # fmt: skip
     # float64: 8 copies of width 32 fill PACK_BYTES, so 12 are split (float32 would not be)
-    assert bench.pack_variants([1, 8, 12], 128, 32, 8) == [
+    assert pack.pack_variants([1, 8, 12], 128, 32, 8) == [
         (1, limit), (8, limit), (12, 12 * 128 * 32 * 8), (12, limit)
     ]  # fmt: skip
-    assert bench.pack_variants([12], 128, 8, 4) == [(12, limit)]
+    assert pack.pack_variants([12], 128, 8, 4) == [(12, limit)]
 
 
 def test_measure_startup_times_the_code_in_a_fresh_process():
-    quick = bench.measure_startup(repeats=1, code="pass")
-    slow = bench.measure_startup(repeats=1, code="import time; time.sleep(0.4)")
+    quick = pack.measure_startup(repeats=1, code="pass")
+    slow = pack.measure_startup(repeats=1, code="import time; time.sleep(0.4)")
     assert slow >= 0.4 and slow - quick >= 0.3  # the code's own wall time is counted
 
 
@@ -296,22 +292,22 @@ def test_list_schedule_known_makespan():
     # a(3) -> b(2) -> d(1); c(2) -> d
     seconds = {"a": 3.0, "c": 2.0, "b": 2.0, "d": 1.0}
     deps = {"a": [], "c": [], "b": ["a"], "d": ["b", "c"]}
-    assert bench.critical_paths(seconds, deps) == {"a": 6.0, "c": 3.0, "b": 3.0, "d": 1.0}
-    assert bench.list_schedule(seconds, deps, 1) == 8.0  # the sum
-    assert bench.list_schedule(seconds, deps, 2) == 6.0  # a, c; then b; then d
-    assert bench.list_schedule(seconds, deps, 16) == 6.0  # the critical path
+    assert project.critical_paths(seconds, deps) == {"a": 6.0, "c": 3.0, "b": 3.0, "d": 1.0}
+    assert project.list_schedule(seconds, deps, 1) == 8.0  # the sum
+    assert project.list_schedule(seconds, deps, 2) == 6.0  # a, c; then b; then d
+    assert project.list_schedule(seconds, deps, 16) == 6.0  # the critical path
     # independent jobs, longest first: 5 | 3; then 3 on the free core, 3 on the next
     jobs = {i: s for i, s in enumerate([3.0, 5.0, 3.0, 3.0])}
-    assert bench.list_schedule(jobs, dict.fromkeys(jobs, []), 2) == 8.0
-    assert bench.list_schedule(jobs, dict.fromkeys(jobs, []), 4) == 5.0
+    assert project.list_schedule(jobs, dict.fromkeys(jobs, []), 2) == 8.0
+    assert project.list_schedule(jobs, dict.fromkeys(jobs, []), 4) == 5.0
 
 
 def test_project_dag_and_projection():
     def seconds_of(stage, structure, activation, width, r):
         return {"train": width * r, "perturbation": 1.0, "memory": 2.0}[stage]
 
-    packed = bench.project_dag(TINY_CONFIG, ["target", "seed"], seconds_of, startup=0.5)
-    unpacked = bench.project_dag(TINY_CONFIG, [], seconds_of)
+    packed = project.project_dag(TINY_CONFIG, ["target", "seed"], seconds_of, startup=0.5)
+    unpacked = project.project_dag(TINY_CONFIG, [], seconds_of)
     # train and perturbation per param x width (packs of 4), memory per param (all widths)
     assert len(packed[0]) == 2 * 2 * 2 + 2
     assert len(unpacked[0]) == 2 * 16 + 8
@@ -323,22 +319,22 @@ def test_project_dag_and_projection():
     assert deps[memory] == [narrow, wide] and seconds[memory] == 0.5 + 2 * 2.0
     assert list(seconds).index(memory) > list(seconds).index(wide)  # topological order
     # plenty of cores: the chain 2r + 3r, then the memory job (0.5 s + 2 widths x 2 s)
-    assert bench.list_schedule(*packed, 100) == 4 * 5 + 4.5
-    assert bench.list_schedule(*unpacked, 100) == 5 + 4
+    assert project.list_schedule(*packed, 100) == 4 * 5 + 4.5
+    assert project.list_schedule(*unpacked, 100) == 5 + 4
     # one core: every job in turn
     assert (
-        bench.list_schedule(*unpacked, 1) == sum(unpacked[0].values()) == 8 * (2 + 3) + 16 + 8 * 4
+        project.list_schedule(*unpacked, 1) == sum(unpacked[0].values()) == 8 * (2 + 3) + 16 + 8 * 4
     )
     no_chain = TINY_CONFIG | {"train": TINY_CONFIG["train"] | {"width_monotone": False}}
-    assert bench.list_schedule(*bench.project_dag(no_chain, [], seconds_of), 100) == 3 + 4
+    assert project.list_schedule(*project.project_dag(no_chain, [], seconds_of), 100) == 3 + 4
 
 
 def test_gpu_section_runs_on_any_device():
     """The gpu section's code path, on the CPU (CUDA is never required)."""
-    args = bench.parse_args(["--pack-widths", "2", "--gpu-r", "1,2", "--T", "12"])
+    args = cli.parse_args(["--pack-widths", "2", "--gpu-r", "1,2", "--T", "12"])
     args.pack_steps, args.pack_repeats = 2, 1
-    table = bench.Table()
-    bench.bench_gpu(args, table, torch.device("cpu"))
+    table = common.Table()
+    gpu.bench_gpu(args, table, torch.device("cpu"))
     assert len(table.rows) == 4 * 2  # 4 shapes x r = 1, 2
     assert all(r["measurement"] == "gpu" and " r=" in f" {r['setting']}" for r in table.rows)
     assert all(math.isfinite(float(r["ratio"])) for r in table.rows)
