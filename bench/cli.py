@@ -61,28 +61,31 @@ Sections:
    1e-5 of their scale, and the sigmoid form is within 3e-7 of float64 tanh.
 10. ``project``: the projected wall time of a config's grid (``--project-config``,
    default config/paper.yaml) on ``--project-cores`` (2 and 16), packed (``pack_by``:
-   ``--project-pack-by``, else the config's train.pack_by, else target and seed, so r =
-   targets x seeds students per job) against one student per job. Measured, for every
-   structure x activation x width of the config (its dtype, its first parameterisation:
-   the map f costs next to nothing): the seconds per step at r=1 and at r, as in
-   ``pack`` over ``--project-steps`` steps, r with the workflow's default PACK_BYTES
-   (wide packs run as sub-packs in turn); one ``perturbation_sweep`` of the r=1 student
-   so trained, over beta=0 and the first ``--project-sweep-betas`` nonzero betas of the
-   config's grid, its repeats and ``--project-sweep-n`` test sequences, then scaled
-   linearly in evaluated copies x sequences to the config's full grid, n_test and number
-   of norms; the memory estimate (as ``estimate_student_memory``: float64 time loop over
-   the config's Heaviside inputs and full horizon, all students of the job in one pass,
-   then each tail fit) of the r=1 student and of the r students. Modelled: a training
-   job takes startup + steps x step(r), with the config's whole step budget (early
-   stopping and width-monotone targets ignored: an upper bound); a perturbation job
-   startup + r x the sweep; a memory job (every width of a pack, as in the workflow)
-   startup + the measured memory times of its students. Dependencies: each width's
-   training waits for the next narrower width's (width monotonicity), perturbation and
-   memory wait for their training; targets, aggregation and figures (the same either
-   way) are left out. The DAG runs through a
-   greedy list scheduler on P cores, one job per core: a free core takes the ready job
-   with the longest path to the end. Hours in ``project`` lines; the measured figures in
-   ``project-measure`` lines.
+   ``--project-pack-by``, else the config's train.pack_by, else target and seed)
+   against one student per job. The jobs and their dependencies are the workflow's own:
+   ``snakemake -n`` of the config (with that pack_by, and with none) in an empty
+   directory lists every training, perturbation and memory job with its wildcards
+   (family and every other axis), files and students (``bench/sections/project.py``);
+   a job waits for the jobs that write its inputs (width monotonicity included);
+   targets, aggregation and figures (the same either way) are left out. Measured, for
+   every family x structure x activation x width of those training jobs (the config's
+   dtype, its first parameterisation: the map f costs next to nothing): the seconds per
+   step at r=1 and at each r of the packed jobs, as in ``pack`` over ``--project-steps``
+   steps, with the workflow's default PACK_BYTES (wide packs run as sub-packs in turn);
+   one ``perturbation_sweep`` of the r=1 student so trained, over beta=0 and the first
+   ``--project-sweep-betas`` nonzero betas of the config's grid, its repeats and
+   ``--project-sweep-n`` test sequences, then scaled linearly in evaluated copies x
+   sequences to the config's full grid, n_test and number of norms; the memory estimate
+   (as ``estimate_student_memory``: float64 time loop over the config's Heaviside inputs
+   and full horizon, all students of the job in one pass, then each tail fit) of the r=1
+   student and of the r students. Modelled: a training job of r students takes startup
+   + steps x step(r), with the config's whole step budget (early stopping and
+   width-monotone targets ignored: an upper bound); a perturbation job startup + r x the
+   sweep; a memory job (every width of a pack, as in the workflow) startup + the
+   measured memory times of the students of the training jobs it waits for. The DAG
+   runs through a greedy list scheduler on P cores, one job per core: a free core takes
+   the ready job with the longest path to the end. Hours in ``project`` lines; the
+   measured figures in ``project-measure`` lines.
 
 The machine may be shared: ratios are measured side by side, and ``--clock cpu`` times
 this process's CPU time instead of the elapsed time (not in ``pack``, ``gpu`` and

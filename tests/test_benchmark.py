@@ -196,18 +196,24 @@ def test_without_benchmark_files_says_so(tmp_path):
 
 # ---------------------------------------------------------------------------- pack, project
 @pytest.fixture(scope="module")
-def pack_project_run(tmp_path_factory):
-    """One tiny run of the pack, gpu and project sections (the project on TINY_CONFIG)."""
-    tmp = tmp_path_factory.mktemp("pack")
+def pack_run(tmp_path_factory):
+    """One tiny run of the pack and gpu sections."""
+    return run_benchmark(tmp_path_factory.mktemp("pack"), "--sections", "pack", "gpu")
+
+
+@pytest.fixture(scope="module")
+def project_run(tmp_path_factory):
+    """One tiny run of the project section on TINY_CONFIG (it dry-runs the workflow)."""
+    tmp = tmp_path_factory.mktemp("project")
     config = tmp / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY_CONFIG))
     extra = ["--project-config", str(config), "--project-steps", "2"]
     extra += ["--project-sweep-n", "16", "--project-sweep-betas", "1"]
-    return run_benchmark(tmp, "--sections", "pack", "gpu", "project", *extra)
+    return run_benchmark(tmp, "--sections", "project", *extra)
 
 
-def test_pack_lines(pack_project_run):
-    lines, rows = pack_project_run
+def test_pack_lines(pack_run):
+    lines, rows = pack_run
     assert "startup imports=torch,pandas,numpy,scipy.stats seconds=0.500" in lines
     packs = [TIMED.match(line) for line in lines if line.startswith("pack")]
     assert packs and all(packs)
@@ -229,13 +235,17 @@ def test_pack_lines(pack_project_run):
             assert S == 1500 and keys["startup_s"] == "0.50"
             step = step_ms[(keys["config"], keys["act"], keys["r"])]
             assert float(m["ours"]) == pytest.approx(step + 1e3 * 0.5 / (r * S), abs=2e-3)
-    assert {r["measurement"] for r in rows} >= {"pack", "pack-step", "startup", "project"}
+    assert {r["measurement"] for r in rows} >= {"pack", "pack-step", "startup"}
 
 
-def test_project_lines(pack_project_run):
-    lines, _ = pack_project_run
+@pytest.mark.workflow
+def test_project_lines(project_run):
+    lines, rows = project_run
+    assert "startup imports=torch,pandas,numpy,scipy.stats seconds=0.500" in lines
+    assert {r["measurement"] for r in rows} == {"startup", "project-measure", "project"}
     measured = [line for line in lines if line.startswith("project-measure ")]
-    assert len(measured) == 2  # diagonal x tanh x widths 2, 3
+    assert len(measured) == 2  # rnn x diagonal x tanh x widths 2, 3
+    assert all(" family=rnn structure=diagonal act=tanh m=" in line for line in measured)
     # an overlay over config/config.yaml: packed by seed, target and param, 2 x 2 x 2 = 8
     assert all(NOTE.match(line) and "step_r8_ms=" in line for line in measured)
     projected = [line for line in lines if line.startswith("project ")]
@@ -302,9 +312,10 @@ def test_list_schedule_known_makespan():
     assert project.list_schedule(jobs, dict.fromkeys(jobs, []), 4) == 5.0
 
 
+@pytest.mark.workflow
 def test_project_dag_and_projection():
-    def seconds_of(stage, structure, activation, width, r):
-        return {"train": width * r, "perturbation": 1.0, "memory": 2.0}[stage]
+    def seconds_of(stage, wildcards, r):
+        return {"train": int(wildcards["width"]) * r, "perturbation": 1.0, "memory": 2.0}[stage]
 
     packed = project.project_dag(TINY_CONFIG, ["target", "seed"], seconds_of, startup=0.5)
     unpacked = project.project_dag(TINY_CONFIG, [], seconds_of)
@@ -312,10 +323,10 @@ def test_project_dag_and_projection():
     assert len(packed[0]) == 2 * 2 * 2 + 2
     assert len(unpacked[0]) == 2 * 16 + 8
     seconds, deps = packed
-    narrow, wide = (("train", ("diagonal", "direct", "tanh", w)) for w in (2, 3))
+    narrow, wide = (("train", ("rnn", "diagonal", "direct", "tanh", w)) for w in "23")
     assert seconds[wide] == 12 and deps[wide] == [narrow]
     assert deps[("perturbation", wide[1])] == [wide]
-    memory = ("memory", ("diagonal", "direct", "tanh"))
+    memory = ("memory", ("rnn", "diagonal", "direct", "tanh"))
     assert deps[memory] == [narrow, wide] and seconds[memory] == 0.5 + 2 * 2.0
     assert list(seconds).index(memory) > list(seconds).index(wide)  # topological order
     # plenty of cores: the chain 2r + 3r, then the memory job (0.5 s + 2 widths x 2 s)
@@ -327,6 +338,41 @@ def test_project_dag_and_projection():
     )
     no_chain = TINY_CONFIG | {"train": TINY_CONFIG["train"] | {"width_monotone": False}}
     assert project.list_schedule(*project.project_dag(no_chain, [], seconds_of), 100) == 3 + 4
+
+
+def dry_run_counts(config: Path, tmp_path: Path) -> dict[str, int]:
+    """Jobs per rule of the workflow's own dry run of a config file (its job stats)."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--configfile"]
+    cmd += [str(config), "--directory", str(tmp_path), "--snakefile", str(project.SNAKEFILE)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = re.findall(r"^(\w+)\s+(\d+)$", done.stdout + done.stderr, re.M)
+    return {rule: int(n) for rule, n in rows if rule != "total"}
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("name", ["tiny.yaml", "tiny_families.yaml"])
+def test_project_jobs_are_the_dry_runs(tmp_path, name):
+    """The projected DAG's jobs per rule are the workflow's dry run's, families included,
+    packed and one student per job; every job's students sum to the grid."""
+    path = ROOT / "tests" / "config" / name
+    config = common.read_config(path)
+    expected = dry_run_counts(path, tmp_path)
+    priced = {rule: n for rule, n in expected.items() if project.stage_of(rule)}
+    for pack_by in (None, []):
+        jobs, deps = project.priced_jobs(project.workflow_jobs(config, pack_by))
+        counts = {}
+        for job in jobs.values():
+            counts[job.rule] = counts.get(job.rule, 0) + 1
+        if pack_by is None:  # the config's own packing: the dry run above
+            assert counts == priced
+        trains = [job for (stage, _), job in jobs.items() if stage == "train"]
+        students = len(config["targets"]) * len(config["seeds"]) * len(config["students"]["widths"])
+        assert sum(project.students_of(job) for job in trains) >= students
+        assert all(dep in jobs for ds in deps.values() for dep in ds)
+    if name == "tiny_families.yaml":  # lru, lstm and gru: the rules of the fixed families
+        assert priced["train_students_fixed"] == 3 * 2 and priced["train_students"] == 2 * 2
+        assert priced["estimate_student_memory_fixed"] == 3
 
 
 def test_gpu_section_runs_on_any_device():

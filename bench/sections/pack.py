@@ -34,6 +34,7 @@ class Shape(NamedTuple):
     width: int
     dtype: str
     param: str = "direct"
+    family: str = "rnn"  # a family's spec (a registered name or a plug-in's module:Name)
 
 
 def measure_startup(repeats: int = 3, code: str = f"import {STARTUP_IMPORTS}") -> float:
@@ -107,6 +108,7 @@ def pack_step(shape: Shape, r: int, train: TrainConfig, datas, max_bytes: int, d
         parameterisation=shape.param,
         activation=shape.activation,
         dtype=shape.dtype,
+        family=shape.family,
     )
     models = [
         StudentRNN(cfg, generator=torch.Generator().manual_seed(1000 * i + shape.width))

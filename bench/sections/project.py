@@ -2,68 +2,170 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import heapq
-import math
+import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import replace
-from itertools import product
+from pathlib import Path
+from typing import NamedTuple
 
 import pandas  # noqa: F401  (imported lazily by memory_tables; a job's start-up pays it)
 import torch
+import yaml
 
-from bench.common import Table, read_config
+from bench.common import ROOT, Table, read_config
 from bench.sections.pack import Shape, job_seconds, pack_step, step_setup, timing_data
+from curse_memory import families, model
 from curse_memory.memory import memory_tables, student_memories
 from curse_memory.model import StudentRNN
 from curse_memory.perturbation import beta_grid, perturbation_sweep
 from curse_memory.training import PACK_BYTES
 
-AXES = ("target", "structure", "param", "activation", "width", "seed")  # the path grammar's
+# the stages the projection prices: the rules whose name starts with the prefix (one per
+# group of families: train_students, train_students_fixed, ...) and the output file that
+# names one student of the job (so a job's count of them is its number of students)
+STAGES = {
+    "train": ("train_students", "/model.pt"),
+    "perturbation": ("evaluate_perturbation", "_draws.tsv"),
+    "memory": ("estimate_student_memory", "_fit.tsv"),
+}
+PACKABLE = ("target", "param", "seed")  # train.pack_by's axes, in the path grammar's order
+SNAKEFILE = ROOT / "workflow" / "Snakefile"
+RULE_LINE = re.compile(r"^(?:local)?rule (\S+):$")
+FIELD_LINE = re.compile(r"^    (\w+): (.*)$")
 
 
-def grid_values(config: dict) -> dict[str, list]:
-    """Each axis of a config's student grid and its values (widths ascending)."""
-    s = config["students"]
-    return {
-        "target": list(config["targets"]),
-        "structure": s["structures"],
-        "param": s["parameterisations"],
-        "activation": s["activations"],
-        "width": sorted(s["widths"]),
-        "seed": config["seeds"],
-    }
+class Job(NamedTuple):
+    """One job of a dry run: its rule, wildcards (in the rule's order), input and output
+    files."""
+
+    rule: str
+    wildcards: dict
+    inputs: tuple
+    outputs: tuple
+
+
+def parse_dry_run(text: str) -> list[Job]:
+    """The jobs of ``snakemake -n``'s output, in the order it prints them."""
+    jobs, fields = [], None
+    for line in [*text.splitlines(), ""]:
+        rule = RULE_LINE.match(line)
+        field = FIELD_LINE.match(line) if fields is not None else None
+        if field:
+            fields[field[1]] = field[2]
+            continue
+        if fields is not None:  # the end of a job's block
+            wildcards = fields.get("wildcards", "")
+            jobs.append(
+                Job(
+                    fields["rule"],
+                    dict(kv.split("=", 1) for kv in wildcards.split(", ") if kv),
+                    tuple(f for f in fields.get("input", "").split(", ") if f),
+                    tuple(f for f in fields.get("output", "").split(", ") if f),
+                )
+            )
+            fields = None
+        if rule:
+            fields = {"rule": rule[1]}
+    return jobs
+
+
+@functools.cache
+def _dry_run(config_yaml: str) -> tuple[Job, ...]:
+    with tempfile.TemporaryDirectory() as tmp:
+        configfile = Path(tmp) / "config.yaml"
+        configfile.write_text(config_yaml)
+        workdir = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--snakefile"]
+        cmd += [str(SNAKEFILE), "--configfile", str(configfile), "--directory", str(workdir)]
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+    if done.returncode:
+        raise RuntimeError(f"snakemake -n failed:\n{done.stdout}\n{done.stderr}")
+    return tuple(parse_dry_run(done.stdout))
+
+
+def workflow_jobs(config: dict, pack_by=None) -> list[Job]:
+    """Every job of the workflow's dry run of ``config`` (an overlay of, or a whole,
+    config; ``pack_by``, when given, replaces its train.pack_by) in a fresh directory."""
+    config = copy.deepcopy(config)
+    if pack_by is not None:
+        config.setdefault("train", {})["pack_by"] = list(pack_by)
+    return list(_dry_run(yaml.safe_dump(config)))
+
+
+def stage_of(rule: str) -> str | None:
+    """The priced stage a rule belongs to, None for the others (targets, aggregation and
+    figures: the same packed or not)."""
+    for stage, (prefix, _) in STAGES.items():
+        if rule == prefix or rule.startswith(prefix + "_"):
+            return stage
+    return None
+
+
+def students_of(job: Job) -> int:
+    """How many students a job holds: its outputs that name one student each."""
+    return sum(f.endswith(STAGES[stage_of(job.rule)][1]) for f in job.outputs)
+
+
+def priced_jobs(jobs: list[Job]) -> tuple[dict, dict]:
+    """The training, perturbation and memory jobs of a dry run, in topological order:
+    (stage, wildcard values) -> Job, and -> the priced jobs it waits for (through other
+    jobs too)."""
+    producer = {f: job for job in jobs for f in job.outputs}
+    key = lambda job: (stage_of(job.rule), tuple(job.wildcards.values()))
+
+    @functools.cache
+    def upstream(i: int) -> tuple:
+        """The nearest priced jobs that jobs[i] waits for, in its inputs' order."""
+        found = []
+        for f in jobs[i].inputs:
+            if f not in producer:
+                continue
+            dep = producer[f]
+            more = [key(dep)] if stage_of(dep.rule) else upstream(index[id(dep)])
+            found += [k for k in more if k not in found]
+        return tuple(found)
+
+    index = {id(job): i for i, job in enumerate(jobs)}
+    priced = {key(job): job for job in jobs if stage_of(job.rule)}
+    deps = {key(job): list(upstream(i)) for i, job in enumerate(jobs) if stage_of(job.rule)}
+    order: dict = {}
+
+    def visit(k) -> None:  # depth first: every job after the jobs it waits for
+        if k not in order:
+            for dep in deps[k]:
+                visit(dep)
+            order[k] = priced[k]
+
+    for k in priced:
+        visit(k)
+    return order, {k: deps[k] for k in order}
 
 
 def project_dag(config: dict, pack_by, seconds_of, startup: float = 0.0) -> tuple[dict, dict]:
-    """The training, perturbation and memory jobs of a config's grid, one per pack (the
-    axes in ``pack_by`` packed together; a memory job takes every width of its pack, as
-    the workflow's), in topological order: job -> seconds and job -> the jobs it waits
-    for. ``seconds_of(stage, structure, activation, width, r)``: a job's seconds, start-up
-    included, for train and perturbation; one width's memory work, without start-up,
-    for memory (a memory job: ``startup`` + the sum over its widths)."""
-    values = grid_values(config)
-    outer = [a for a in AXES if a not in pack_by]
-    r = math.prod(len(values[a]) for a in pack_by)
-    widths, chain = values["width"], config["train"].get("width_monotone", True)
-    seconds, deps, memory = {}, {}, {}
-    for key in product(*(values[a] for a in outer)):
-        pack = dict(zip(outer, key, strict=True))
-        train, narrower = ("train", key), widths.index(pack["width"]) - 1
-        prev = tuple(widths[narrower] if a == "width" else v for a, v in pack.items())
-        for stage in ("train", "perturbation"):
-            seconds[(stage, key)] = seconds_of(
-                stage, pack["structure"], pack["activation"], pack["width"], r
+    """The training, perturbation and memory jobs of a config's workflow, packed along
+    ``pack_by``, as its dry run lists them, in topological order: job -> seconds and job ->
+    the jobs it waits for; a job is (stage, its wildcard values). ``seconds_of(stage,
+    wildcards, r)``: the seconds of a training or perturbation job of r students, start-up
+    included; for memory, the work on one training job's r students without start-up (a
+    memory job takes every width of its pack: ``startup`` + the sum over the training jobs
+    it waits for)."""
+    jobs, deps = priced_jobs(workflow_jobs(config, pack_by))
+    seconds = {}
+    for k, job in jobs.items():
+        if k[0] == "memory":
+            trains = [jobs[d] for d in deps[k] if d[0] == "train"]
+            seconds[k] = startup + sum(
+                seconds_of("memory", t.wildcards, students_of(t)) for t in trains
             )
-            deps[(stage, key)] = [train] if stage != "train" else []
-        if chain and narrower >= 0:
-            deps[train] = [("train", prev)]
-        job = ("memory", tuple(v for a, v in pack.items() if a != "width"))
-        work = seconds_of("memory", pack["structure"], pack["activation"], pack["width"], r)
-        memory[job] = memory.get(job, startup) + work
-        deps.setdefault(job, []).append(train)
-    seconds |= memory  # after every training job they wait for
+        else:
+            seconds[k] = seconds_of(k[0], job.wildcards, students_of(job))
     return seconds, deps
 
 
@@ -128,56 +230,76 @@ def memory_seconds(config: dict, students: list[StudentRNN]) -> float:
     return time.perf_counter() - start
 
 
-def measure_student(args, config: dict, shape: Shape, r: int) -> dict:
-    """Seconds per step at r=1 and at r (the workflow's PACK_BYTES); the perturbation
-    sweep of the r=1 student so trained; the memory estimate of 1 and of r students."""
+def measure_student(args, config: dict, shape: Shape, rs) -> dict:
+    """Seconds per step at r=1 and at each r of ``rs`` (the workflow's PACK_BYTES); the
+    perturbation sweep of the r=1 student so trained; the memory estimate of 1 and of r
+    students."""
     train, datas = step_setup(config, config["data"]["T"], args.project_steps)
     pack_step(shape, 1, replace(train, steps=2), datas, PACK_BYTES)  # warm-up
-    step1, single = pack_step(shape, 1, train, datas, PACK_BYTES)
-    step_r, pack = pack_step(shape, r, train, datas, PACK_BYTES) if r > 1 else (step1, single)
+    step, models = {}, {}
+    for r in sorted(set(rs) | {1}):
+        step[r], models[r] = pack_step(shape, r, train, datas, PACK_BYTES)
     return {
-        "step": {1: step1, r: step_r},
-        "perturbation": sweep_seconds(args, config, single[0]),
-        "memory": {1: memory_seconds(config, single), r: memory_seconds(config, pack)},
+        "step": step,
+        "perturbation": sweep_seconds(args, config, models[1][0]),
+        "memory": {r: memory_seconds(config, pack) for r, pack in models.items()},
     }
 
 
-def project_times(args, config: dict, startup: float, table: Table, name: str):
-    """Measure every structure x activation x width of a config; return ``seconds_of``."""
-    values, dtype = grid_values(config), config["students"].get("dtype", "float32")
-    r = math.prod(len(values[a]) for a in args.project_pack_by)
+def shape_of(wildcards: dict) -> tuple:
+    """The measured shape of a job: family, structure, activation and width (the map f
+    costs next to nothing: one parameterisation is timed)."""
+    w = wildcards
+    return (w.get("family", families.DEFAULT), w["structure"], w["activation"], int(w["width"]))
+
+
+def project_times(args, config: dict, jobs: dict, startup: float, table: Table, name: str):
+    """Measure every shape of a config's training jobs (``jobs``: the packed DAG's, from
+    ``priced_jobs``), at r=1 and at their r; return ``seconds_of``."""
+    s = config["students"]
+    specs = s.get("families", [families.DEFAULT])  # the schema's default: rnn only
+    dtype, specs = s.get("dtype", "float32"), {families.get(f).name: f for f in specs}
+    rs = defaultdict(set)
+    for (stage, _), job in jobs.items():
+        if stage == "train":
+            rs[shape_of(job.wildcards)].add(students_of(job))
     measured = {}
-    for key in product(values["structure"], values["activation"], values["width"]):
-        shape = Shape(name, *key, dtype, values["param"][0])
-        t = measured[key] = measure_student(args, config, shape, r)
+    for key in sorted(rs, key=lambda k: (list(specs).index(k[0]), *k[1:])):
+        family, structure, activation, width = key
+        axes = families.get(specs[family]).axes
+        param = s["parameterisations"][0] if axes else model.NO_AXIS
+        shape = Shape(name, structure, activation, width, dtype, param, specs[family])
+        t = measured[key] = measure_student(args, config, shape, rs[key])
+        steps = " ".join(f"step_r{r}_ms={1e3 * v:.3f}" for r, v in t["step"].items())
+        memory = " ".join(f"memory_r{r}_s={v:.3f}" for r, v in t["memory"].items())
         table.note(
             "project-measure",
-            f"config={name} structure={key[0]} act={key[1]} m={key[2]} dtype={dtype} "
-            f"step_r1_ms={1e3 * t['step'][1]:.3f} step_r{r}_ms={1e3 * t['step'][r]:.3f} "
-            f"sweep_s={t['perturbation']:.3f} memory_r1_s={t['memory'][1]:.3f} "
-            f"memory_r{r}_s={t['memory'][r]:.3f}",
+            f"config={name} family={family} structure={structure} act={activation} "
+            f"m={width} dtype={dtype} {steps} sweep_s={t['perturbation']:.3f} {memory}",
         )
 
-    def seconds_of(stage: str, structure: str, activation: str, width: int, r: int) -> float:
-        t = measured[(structure, activation, width)]
+    def seconds_of(stage: str, wildcards: dict, r: int) -> float:
+        t = measured[shape_of(wildcards)]
         if stage == "train":
             return job_seconds(startup, config["train"]["steps"], t["step"][r])
         if stage == "memory":
-            return t["memory"][r]  # one width's work: a memory job takes all widths
+            return t["memory"][r]  # one training job's students: a memory job takes all widths
         return startup + r * t["perturbation"]
 
     return seconds_of
 
 
 def bench_project(args, table: Table, startup: float) -> None:
-    """Section 8: projected wall time of a config's grid, packed against unpacked."""
+    """Section 8: projected wall time of a config's grid, packed against unpacked; the jobs
+    and their dependencies from the workflow's own dry run (``snakemake -n``)."""
     config, name = read_config(args.project_config), args.project_config.stem
     if args.project_pack_by is None:  # the config's own, else target and seed
         args.project_pack_by = config["train"].get("pack_by", ["seed", "target"])
-    args.project_pack_by = [a for a in AXES if a in args.project_pack_by]
-    seconds_of = project_times(args, config, startup, table, name)
+    args.project_pack_by = [a for a in PACKABLE if a in args.project_pack_by]
+    packed_jobs, _ = priced_jobs(workflow_jobs(config, args.project_pack_by))
+    seconds_of = project_times(args, config, packed_jobs, startup, table, name)
     dags = [project_dag(config, by, seconds_of, startup) for by in (args.project_pack_by, ())]
-    students = math.prod(len(v) for v in grid_values(config).values())
+    students = sum(students_of(j) for (stage, _), j in packed_jobs.items() if stage == "train")
     for cores in args.project_cores:
         packed, unpacked = (list_schedule(*dag, cores) / 3600 for dag in dags)
         table.note(
