@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository: the package ``bench`` in it
-if str(ROOT) not in sys.path:
+# run as a script, Python puts bench/ first on the path: the repository instead, so that
+# the package's modules are found as bench.* and never shadow another top-level module
+if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
+    sys.path[0] = str(ROOT)
+elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.cli import SECTIONS, main, parse_args  # noqa: E402

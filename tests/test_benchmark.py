@@ -366,6 +366,8 @@ def test_project_jobs_are_the_dry_runs(tmp_path, name):
             counts[job.rule] = counts.get(job.rule, 0) + 1
         if pack_by is None:  # the config's own packing: the dry run above
             assert counts == priced
+            seconds, _ = project.project_dag(config, pack_by, lambda *_: 1.0)
+            assert len(seconds) == sum(priced.values())
         trains = [job for (stage, _), job in jobs.items() if stage == "train"]
         students = len(config["targets"]) * len(config["seeds"]) * len(config["students"]["widths"])
         assert sum(project.students_of(job) for job in trains) >= students

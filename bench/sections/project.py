@@ -87,7 +87,10 @@ def _dry_run(config_yaml: str) -> tuple[Job, ...]:
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
     if done.returncode:
         raise RuntimeError(f"snakemake -n failed:\n{done.stdout}\n{done.stderr}")
-    return tuple(parse_dry_run(done.stdout))
+    jobs = tuple(parse_dry_run(done.stdout))
+    if not any(stage_of(job.rule) for job in jobs):  # e.g. a profile that sets quiet
+        raise RuntimeError(f"snakemake -n listed no training job:\n{done.stdout[-2000:]}")
+    return jobs
 
 
 def workflow_jobs(config: dict, pack_by=None) -> list[Job]:
