@@ -550,3 +550,9 @@ def test_filter_claim_compares_the_stability_cell_with_the_teachers_memory():
     cells = rows["test"].str.extract(r"cell (\w+)")[0]
     assert cells.tolist() == ["stable", "stable"]  # the same readings for both teachers
     assert rows["verdict"].tolist() == ["holds", "fails"]  # the expectation differs
+
+
+def test_seed_halves_of_one_seed_are_empty():
+    t = tables(perturbation_frame(paper_pattern(), seeds=(1,)))
+    halves = seed_halves(t, dict(specs=SPECS, thresholds=THRESHOLDS, grid=GRID))
+    assert halves.empty and "contradicts" in halves.columns

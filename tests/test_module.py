@@ -37,6 +37,7 @@ def test_module_use_runs_the_tiny_config_to_the_claims_table(tmp_path):
     claims = pd.read_csv(
         tmp_path / "results/tables/claims.tsv", sep="\t", dtype=str, keep_default_na=False
     )
-    assert len(claims) > 0 and {"claim", "holds"} <= set(claims.columns)
+    assert len(claims) > 0 and {"claim", "verdict"} <= set(claims.columns)
+    assert set(claims["verdict"]) <= {"holds", "fails", "inconclusive"}
     # the run wrote into the new directory, never into the repository
     assert (tmp_path / "results/students/pol").is_dir()

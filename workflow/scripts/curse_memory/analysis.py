@@ -911,6 +911,10 @@ def seed_halves(tables: dict, evaluate_kwargs: dict) -> pd.DataFrame:
     ``tables``: training, radius, crossings, perturbation, memory_fit (target rows kept in
     both halves)."""
     seeds = sorted(int(s) for s in tables["training"]["seed"].unique())
+    columns = ["claim", "setting", "reading", "measure", "verdict_a", "seeds_a"]
+    columns += ["verdict_b", "seeds_b", "decided_by", "contradicts"]
+    if len(seeds) < 2:  # one seed cannot be split: no row to compare
+        return pd.DataFrame(columns=columns)
     cut = (len(seeds) + 1) // 2
     halves, out = (seeds[:cut], seeds[cut:]), None
     for name, half in zip(("a", "b"), halves, strict=True):
@@ -934,4 +938,4 @@ def seed_halves(tables: dict, evaluate_kwargs: dict) -> pd.DataFrame:
     opposite = ((out["verdict_a"] == "holds") & (out["verdict_b"] == "fails")) | (
         (out["verdict_a"] == "fails") & (out["verdict_b"] == "holds")
     )
-    return out.assign(contradicts=opposite & (out["decided_by"] == "test"))
+    return out.assign(contradicts=opposite & (out["decided_by"] == "test"))[columns]
