@@ -165,13 +165,40 @@ def seed_halves(figures: Path, run: str) -> str:
 # ---- the blocks ---------------------------------------------------------------------
 
 
+def side_by_side(three: Claims, ten: Claims) -> list[str]:
+    """Verdict counts per claim of the default run and of the 10-seed run, side by side."""
+    body = []
+    for claim in dict.fromkeys([*three.claims(), *ten.claims()]):
+        cells = []
+        for table_ in (three, ten):
+            count = Counter(r["verdict"] for r in table_.rows if r["claim"] == claim)
+            cells.append(" / ".join(str(count[v]) for v in VERDICTS))
+        body.append([claim, *cells])
+    cells = [
+        " / ".join(str(Counter(r["verdict"] for r in t.rows)[v]) for v in VERDICTS)
+        for t in (three, ten)
+    ]
+    body.append(["all", *cells])
+    header = [
+        "claim",
+        "default, 3 seeds: holds / fails / inconclusive",
+        "`make verdicts`, 10 seeds",
+    ]
+    return table(header, body)
+
+
 def block_default(figures: Path, bench: Path) -> list[str]:
     """README: the default run's verdicts, counts per claim and the decided rows."""
     path = claims_path(figures, "default")
     if not path.exists():
         return ["The default run's claims table is not yet in `docs/figures/claims.tsv`."]
     claims = Claims(path)
-    lines = [claims.source("docs/method.md"), "", *claims.counts(), ""]
+    lines = [claims.source("docs/method.md"), ""]
+    other = claims_path(figures, "verdicts")
+    if other.exists() and not claims.old and not Claims(other).old:
+        lines += [*side_by_side(claims, Claims(other)), ""]
+    else:
+        lines += [*claims.counts(), ""]
     decided = claims.decided()
     if claims.old or len(decided) > README_ROWS:
         lines.append(
