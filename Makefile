@@ -98,7 +98,7 @@ figures: setup  ## re-render every figure and the report from the tables alone
 
 study: CONFIG = config/study.yaml
 study: WORKDIR = results/study
-study: run  ## the sensitivity study in results/study (one to two hours on 2 cores)
+study: run  ## the sensitivity study in results/study (about 6 minutes on 2 cores)
 
 paper: CONFIG = config/paper.yaml
 paper: WORKDIR = results/paper
@@ -106,7 +106,7 @@ paper: run  ## the paper's full grid in results/paper (for a GPU or a cluster)
 
 nonlinear: CONFIG = config/nonlinear.yaml
 nonlinear: WORKDIR = results/nonlinear
-nonlinear: run  ## the nonlinear-target study (about 10 minutes on 2 cores)
+nonlinear: run  ## the nonlinear-target study (about 2 minutes on 2 cores)
 
 reference-init: CONFIG = config/reference_init.yaml
 reference-init: WORKDIR = results/reference_init
