@@ -272,29 +272,22 @@ def main(argv=None) -> int:
         if startup is None:
             startup = measure_startup()  # once, before anything else loads the machine
         table.note("startup", f"imports={STARTUP_IMPORTS.replace(' ', '')} seconds={startup:.3f}")
-    if "train" in args.sections:
-        for device in devices:
-            bench_train_steps(args, table, device)
-    if "sweep" in args.sections:
-        bench_sweep(args, table)
-    if "scaling" in args.sections:
-        bench_scaling(args, table, devices[0])
-    if "rss" in args.sections:
-        bench_rss(args, table)
-    if "e2e" in args.sections:
-        bench_e2e(args, table)
-    if "pack" in args.sections:
-        bench_pack(args, table, startup)
-    if "gpu" in args.sections:
-        bench_gpu(args, table)
-    if "bptt" in args.sections:
-        bench_bptt(args, table)
-    if "tanh" in args.sections:
-        bench_tanh(args, table)
-    if "kernel" in args.sections:
-        bench_kernel(args, table)
-    if "project" in args.sections:
-        bench_project(args, table, startup)
+    runners = {  # section -> how it runs, in the order the sections print
+        "train": lambda: [bench_train_steps(args, table, device) for device in devices],
+        "sweep": lambda: bench_sweep(args, table),
+        "scaling": lambda: bench_scaling(args, table, devices[0]),
+        "rss": lambda: bench_rss(args, table),
+        "e2e": lambda: bench_e2e(args, table),
+        "pack": lambda: bench_pack(args, table, startup),
+        "gpu": lambda: bench_gpu(args, table),
+        "bptt": lambda: bench_bptt(args, table),
+        "tanh": lambda: bench_tanh(args, table),
+        "kernel": lambda: bench_kernel(args, table),
+        "project": lambda: bench_project(args, table, startup),
+    }
+    for section, run in runners.items():
+        if section in args.sections:
+            run()
     table.write(args.out)
     print(f"wrote {args.out}", flush=True)
     if table.failed:

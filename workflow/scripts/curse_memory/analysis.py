@@ -210,12 +210,15 @@ def trend_label(fam: dict, norm: str, measure: str) -> str:
     return f"{_label(fam)} {norm} {measure}"
 
 
-def slope_table(points: pd.DataFrame, deltas: dict, alpha: float = 0.05) -> pd.DataFrame:
+def slope_table(
+    points: pd.DataFrame, deltas: dict, alpha: float = 0.05, seeds: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Slopes of log value vs log m per kind of student, norm and measure: the mean of
     the seeds' Theil-Sen slopes, its bounds under censoring, the (1 - alpha) CI across
     seeds, n_seeds and df, the censored share, both one-sided p-values (uncorrected) and the
     pooled OLS slope (descriptive, never a decision)."""
-    seeds, rows = seed_table(points), []
+    seeds = seed_table(points) if seeds is None else seeds  # the points' per-seed slopes
+    rows = []
     for key, g in seeds.groupby([*KEYS, "norm", "measure"], sort=True):
         row = dict(zip([*KEYS, "norm", "measure"], key, strict=True))
         measure = row["measure"]
@@ -312,14 +315,15 @@ class ClaimContext:
     grid: Grid
     norm: str
     roles: dict[str, str] = field(init=False)
+    seed_slopes: pd.DataFrame | None = None  # seed_table(points), when already computed
     _trends: dict = field(init=False, default_factory=dict)
-    _seeds: pd.DataFrame = field(init=False)
 
     def __post_init__(self):
         for name in ("training", "radius", "memory_fit"):
             setattr(self, name, with_family(getattr(self, name)))
         self.roles = {name: target_role(spec) for name, spec in self.specs.items()}
-        self._seeds = seed_table(self.points)
+        if self.seed_slopes is None:
+            self.seed_slopes = seed_table(self.points)
 
     @property
     def alpha(self) -> float:
@@ -359,7 +363,7 @@ class ClaimContext:
 
     def seeds(self, fam: dict, measure: str) -> pd.DataFrame:
         sel = fam | {"norm": self._norm(measure), "measure": measure}
-        return _select(self._seeds, sel)
+        return _select(self.seed_slopes, sel)
 
     def trend(self, fam: dict, measure: str) -> Trend:
         """The seed-level trend of ``measure`` with m for one kind of student."""
@@ -844,7 +848,9 @@ def evaluate(
     The claims use the first perturbation norm; the slopes cover every norm.
     """
     points = all_points(training, radius, crossings, perturbation, memory_fit, grid, rate_floor)
-    slopes = slope_table(points, thresholds.get("delta"), float(thresholds.get("alpha", 0.05)))
+    seeds = seed_table(points)  # once, for the slopes of every norm and the claims' first
+    alpha = float(thresholds.get("alpha", 0.05))
+    slopes = slope_table(points, thresholds.get("delta"), alpha, seeds=seeds)
     norm = with_family(radius)["norm"].iloc[0]
     first = points[points["norm"].isin([norm, NO_NORM])]
     ctx = ClaimContext(
@@ -856,6 +862,7 @@ def evaluate(
         thresholds=thresholds,
         grid=grid,
         norm=norm,
+        seed_slopes=seeds[seeds["norm"].isin([norm, NO_NORM])],
     )
     rows = [row for claim in CLAIMS for row in claim(ctx)]
     trends = [t for row in rows for t in row.trends]

@@ -26,6 +26,11 @@ from .model import (
 NORMS = ("inf", "l2")
 
 
+def per_copy(values: Tensor, like: Tensor) -> Tensor:
+    """``values`` (r,), one per copy, shaped to broadcast over ``like`` (r, *shape)."""
+    return values.view(-1, *[1] * (like.dim() - 1))
+
+
 def beta_grid(beta_min: float = 1e-3, step: float = 0.5, n: int = 21) -> list[float]:
     """{0} U {beta_min * 2^(i*step) : i = 0..n-1} (reference: 1e-3, 0.5, 21 -> up to ~1)."""
     return [0.0] + [beta_min * 2 ** (i * step) for i in range(n)]
@@ -89,7 +94,7 @@ def unit_directions(
     else:
         total = torch.sqrt(sum(noise[k].pow(2).flatten(1).sum(1) for k in moved))  # (r,)
         for k in moved:
-            noise[k] = noise[k] / total.view(-1, *[1] * (noise[k].dim() - 1))
+            noise[k] = noise[k] / per_copy(total, noise[k])
     return noise
 
 
@@ -219,7 +224,7 @@ def mse_and_gradient(
             total[first : first + size] += err.detach().to(torch.float64)
             for k, leaf in leaves.items():
                 g = leaf.grad
-                bad = ~finite.view(-1, *[1] * (g.dim() - 1))
+                bad = ~per_copy(finite, g)
                 grads[k][first : first + size] += torch.where(bad, math.nan, g)
     mse = total / y.numel()
     return torch.where(torch.isfinite(mse), mse, torch.full_like(mse, math.inf)), grads
@@ -241,11 +246,11 @@ def _step(delta, grads, beta, norm, step_size, masks):
     gnorm = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in moves.values()))  # (r,)
     gnorm = torch.where(gnorm > 0, gnorm, torch.ones_like(gnorm))
     for k, d in delta.items():
-        d.add_(eta * moves[k] / gnorm.view(-1, *[1] * (d.dim() - 1)))
+        d.add_(eta * moves[k] / per_copy(gnorm, d))
     size = torch.sqrt(sum(d.pow(2).flatten(1).sum(1) for d in delta.values()))
     shrink = torch.clamp(beta / size, max=1.0)  # onto the ball of radius beta
     for d in delta.values():
-        d.mul_(shrink.view(-1, *[1] * (d.dim() - 1)).to(d))
+        d.mul_(per_copy(shrink, d).to(d))
 
 
 def ascend(
@@ -385,7 +390,7 @@ def perturbation_sweep(
             errors = torch.where(ascended, found, sampled)
             for k, v in best.items():
                 drawn[k] = torch.where(
-                    ascended.view(-1, *[1] * params[k].dim()), params[k].unsqueeze(0) + v, drawn[k]
+                    per_copy(ascended, drawn[k]), params[k].unsqueeze(0) + v, drawn[k]
                 )
         with torch.no_grad():
             eig = eigenvalues(drawn, cfg, raw=True)  # (r, m), or (r, 0): no recurrence matrix

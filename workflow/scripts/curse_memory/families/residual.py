@@ -225,13 +225,8 @@ def recurrence(
     raw: bool = False,
     maps: Sequence[str] | None = None,
 ) -> Tensor:
-    """The matrix A, or its diagonal ``a`` (..., m) for the diagonal structure.
-
-    ``raw=True`` uses the evaluation map (for ``direct``: w itself, no relu), as the
-    perturbation experiments do; otherwise the training map. ``maps`` names the
-    parameterisation of each copy (r,) of batched parameters, for a pack that mixes them;
-    by default every copy uses ``cfg.parameterisation``. rnn and ssm only.
-    """
+    """A of the rnn and ssm, or its diagonal (..., m); the arguments as
+    ``model.recurrence``, which asks the family for it."""
     if cfg.structure == "dense":
         return params["A"]  # (..., m, m)
     w = params["w"]
